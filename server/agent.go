@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"time"
+)
+
+// AgentState is the server's view of an agent.
+type AgentState string
+
+const (
+	AgentEnabled  AgentState = "enabled"
+	AgentDisabled AgentState = "disabled"
+)
+
+// AgentStates lists every agent state.
+func AgentStates() []AgentState { return []AgentState{AgentEnabled, AgentDisabled} }
+
+// Agent is a registered runner host. Its keys are public keys; the private
+// halves never leave the agent.
+type Agent struct {
+	ID         string
+	Name       string
+	Version    string
+	State      AgentState
+	SigningKey []byte // Ed25519 public key
+	HPKEKey    []byte // X25519 public key
+	CreatedAt  time.Time
+	LastSeen   time.Time
+}
+
+// RegistrationToken lets an agent register. Only its SHA-256 hash is stored.
+type RegistrationToken struct {
+	ID        string
+	Hash      []byte
+	CreatedAt time.Time
+}
+
+// AgentStore keeps agents and registration tokens.
+type AgentStore interface {
+	// CreateRegistrationToken stores a token's hash.
+	CreateRegistrationToken(ctx context.Context, t *RegistrationToken) error
+	// RegisterAgent checks the token hash and creates the agent, or, when it
+	// exists with the same signing key, updates its name and version.
+	// A different key for a known id is ECONFLICT; a bad token EUNAUTHORIZED.
+	RegisterAgent(ctx context.Context, a *Agent, tokenHash []byte) error
+	// FindAgent returns an agent or ENOTFOUND.
+	FindAgent(ctx context.Context, id string) (*Agent, error)
+	// ListAgents returns every agent, oldest first.
+	ListAgents(ctx context.Context) ([]*Agent, error)
+	// TouchAgent records that the agent was seen now.
+	TouchAgent(ctx context.Context, id string, now time.Time) error
+}

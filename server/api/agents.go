@@ -1,0 +1,123 @@
+package api
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/protocol"
+)
+
+const maxAgentNameLength = 100
+
+// register creates an agent, or re-admits a known agent that shows its keys.
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	var req protocol.RegisterRequest
+	if err := decodeJSON(r, 64<<10, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := validateRegistration(&req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hash := sha256.Sum256([]byte(req.Token))
+	agent := &server.Agent{ID: req.AgentID, Name: req.Name, Version: req.Version, SigningKey: req.SigningKey, HPKEKey: req.HPKEKey}
+	if err := s.Agents.RegisterAgent(r.Context(), agent, hash[:]); err != nil {
+		s.Logger.WarnContext(r.Context(), "agent registration refused", slog.String("agent_id", req.AgentID),
+			slog.String("agent_name", req.Name), slog.String("reason", server.ErrorCode(err)))
+		s.writeError(w, r, err)
+		return
+	}
+	s.Logger.InfoContext(r.Context(), "agent registered", slog.String("agent_id", agent.ID), slog.String("agent_name", agent.Name))
+	writeJSON(w, http.StatusOK, protocol.RegisterResponse{AgentID: agent.ID, Config: s.AgentConfig})
+}
+
+func validateRegistration(req *protocol.RegisterRequest) error {
+	switch {
+	case req.Token == "":
+		return server.Errorf(server.EUNAUTHORIZED, "registration token is missing")
+	case uuid.Validate(req.AgentID) != nil:
+		return server.Errorf(server.EINVALID, "agent_id must be a UUID")
+	case req.Name == "" || len(req.Name) > maxAgentNameLength:
+		return server.Errorf(server.EINVALID, "name must be 1 to %d characters", maxAgentNameLength)
+	case len(req.SigningKey) != ed25519.PublicKeySize:
+		return server.Errorf(server.EINVALID, "signing_key must be a %d-byte Ed25519 public key", ed25519.PublicKeySize)
+	case len(req.HPKEKey) != 32:
+		return server.Errorf(server.EINVALID, "hpke_key must be a 32-byte X25519 public key")
+	}
+	return nil
+}
+
+// tokenSkew is how far an agent's signed timestamp may be from the server's clock.
+const tokenSkew = 5 * time.Minute
+
+// issueToken trades a signature made with the agent's key for an access token.
+func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
+	var req protocol.TokenRequest
+	if err := decodeJSON(r, 4<<10, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	denied := server.Errorf(server.EUNAUTHORIZED, "agent signature is not valid")
+	agent, err := s.Agents.FindAgent(r.Context(), req.AgentID)
+	if err != nil {
+		if server.ErrorCode(err) == server.ENOTFOUND {
+			err = denied
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	now := s.now()
+	at := time.UnixMilli(req.Timestamp)
+	if at.Before(now.Add(-tokenSkew)) || at.After(now.Add(tokenSkew)) {
+		s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent clock is more than %s away from the server's", tokenSkew))
+		return
+	}
+	if !ed25519.Verify(agent.SigningKey, protocol.TokenMessage(agent.ID, req.Timestamp), req.Signature) {
+		s.writeError(w, r, denied)
+		return
+	}
+	if agent.State != server.AgentEnabled {
+		s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is %s", agent.ID, agent.State))
+		return
+	}
+	token, exp, err := s.issueAgentToken(agent.ID, now)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, protocol.TokenResponse{Token: token, ExpiresAt: exp.UTC()})
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
+	agents, err := s.Agents.ListAgents(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]protocol.Agent, len(agents))
+	for i, a := range agents {
+		out[i] = agentView(a)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
+	a, err := s.Agents.FindAgent(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, agentView(a))
+}
+
+func agentView(a *server.Agent) protocol.Agent {
+	return protocol.Agent{ID: a.ID, Name: a.Name, Version: a.Version, State: string(a.State), CreatedAt: a.CreatedAt, LastSeen: a.LastSeen}
+}

@@ -1,0 +1,77 @@
+// Package api is the server's HTTP interface, built on chi: the admin API
+// (admin bearer token), the agent API (short-lived agent JWTs), the
+// unauthenticated probes, and the embedded UI, each mounted in Router.
+package api
+
+import (
+	"crypto/ed25519"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/protocol"
+)
+
+// Server holds what the handlers need. Every field is required except UI.
+type Server struct {
+	Runs       server.RunStore
+	Dispatch   server.Dispatcher
+	Agents     server.AgentStore
+	AdminToken string
+	// SigningKey signs agent access tokens.
+	SigningKey  ed25519.PrivateKey
+	AgentConfig protocol.AgentConfig
+	Wake        *Wake
+	Logger      *slog.Logger
+	// UI serves the embedded web UI at /; nil serves nothing there.
+	UI http.Handler
+
+	now func() time.Time
+}
+
+// Router returns the complete HTTP handler.
+func (s *Server) Router() http.Handler {
+	if s.now == nil {
+		s.now = time.Now
+	}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.Recoverer)
+
+	r.Get("/livez", s.probe)
+	r.Get("/readyz", s.probe)
+
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireAdmin)
+			r.Post("/registration-tokens", s.createRegistrationToken)
+			r.Post("/runs", s.createRun)
+			r.Get("/runs/{id}", s.getRun)
+			r.Get("/runs/{id}/steps/{name}/log", s.getStepLog)
+			r.Get("/agents", s.listAgents)
+			r.Get("/agents/{id}", s.getAgent)
+		})
+		r.Route("/agent", func(r chi.Router) {
+			r.Post("/register", s.register)
+			r.Post("/token", s.issueToken)
+			r.Group(func(r chi.Router) {
+				r.Use(s.requireAgent)
+				r.Post("/reserve", s.reserve)
+				r.Post("/steps/{id}/log", s.appendLog)
+				r.Post("/steps/{id}/complete", s.completeStep)
+			})
+		})
+	})
+	if s.UI != nil {
+		r.Handle("/*", s.UI)
+	}
+	return r
+}
+
+func (s *Server) probe(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}

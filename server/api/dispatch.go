@@ -1,0 +1,128 @@
+package api
+
+import (
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/protocol"
+)
+
+// maxLogChunk bounds one log upload.
+const maxLogChunk = 1 << 20
+
+// rescanEvery is the safety-net rescan of a waiting long-poll, in case a wake
+// was lost; the jitter keeps waiting agents from querying in lockstep.
+const rescanEvery = 5 * time.Second
+
+// reserve is the agent's long-poll: it answers 200 with an Assignment as soon
+// as a step is reserved for the agent, or 204 when ?wait (default and cap
+// protocol.MaxReserveWait) passes with nothing to do.
+func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	agent := agentFrom(ctx)
+	wait := protocol.MaxReserveWait
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			s.writeError(w, r, server.Errorf(server.EINVALID, "wait %q: use a duration such as 30s", v))
+			return
+		}
+		wait = min(d, protocol.MaxReserveWait)
+	}
+	if err := s.Agents.TouchAgent(ctx, agent.ID, s.now()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		woken := s.Wake.C()
+		step, run, err := s.Dispatch.ReserveStep(ctx, agent.ID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if step != nil {
+			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
+				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
+			writeJSON(w, http.StatusOK, protocol.Assignment{
+				StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
+				Image: step.Image, Command: step.Command, Env: step.Env,
+			})
+			return
+		}
+		rescan := time.NewTimer(rescanEvery/2 + rand.N(rescanEvery))
+		select {
+		case <-woken:
+		case <-rescan.C:
+		case <-deadline.C:
+			rescan.Stop()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case <-ctx.Done():
+			rescan.Stop()
+			return
+		}
+		rescan.Stop()
+	}
+}
+
+// appendLog stores a chunk of a running step's output:
+// POST /api/v1/agent/steps/{id}/log?attempt=N&offset=BYTES with the raw bytes.
+func (s *Server) appendLog(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	attempt, err1 := strconv.Atoi(q.Get("attempt"))
+	offset, err2 := strconv.ParseInt(q.Get("offset"), 10, 64)
+	if err1 != nil || err2 != nil || offset < 0 {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "attempt and offset query parameters must be non-negative integers"))
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLogChunk))
+	if err != nil {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "log chunk: %v (limit %d bytes)", err, maxLogChunk))
+		return
+	}
+	if err := s.Dispatch.AppendLog(r.Context(), chi.URLParam(r, "id"), agentFrom(r.Context()).ID, attempt, offset, data); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// completeStep records a step's result and wakes agents for any steps that
+// became Ready.
+func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
+	var res protocol.StepResult
+	if err := decodeJSON(r, 64<<10, &res); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	agent := agentFrom(r.Context())
+	stepID := chi.URLParam(r, "id")
+	ready, err := s.Dispatch.CompleteStep(r.Context(), server.StepResult{
+		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ExitCode: res.ExitCode, Error: res.Error,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ready > 0 {
+		s.Wake.Notify()
+	}
+	attrs := []any{slog.String("step_id", stepID), slog.String("agent_id", agent.ID), slog.Int("attempt", res.Attempt)}
+	if res.ExitCode != nil {
+		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
+	}
+	if res.Error != "" {
+		attrs = append(attrs, slog.String("error", res.Error))
+	}
+	s.Logger.InfoContext(r.Context(), "step finished", attrs...)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,129 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"regexp"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/protocol"
+	"github.com/baton-ci/baton/shared/runbook"
+)
+
+var projectNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+// createRun starts a run. The body is either JSON {"project", "runbook"} or,
+// with Content-Type application/yaml or text/*, the runbook itself with the
+// project in ?project=.
+func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
+	req, err := readCreateRun(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !projectNameRe.MatchString(req.Project) {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "project %q: use 1 to 100 letters, digits, '-', '_' or '.'", req.Project))
+		return
+	}
+	rb, err := runbook.Parse("runbook.yml", []byte(req.Runbook))
+	if err != nil {
+		var details []string
+		if errs, ok := err.(runbook.Errors); ok {
+			details = errs.Strings()
+		}
+		s.writeError(w, r, &server.Error{Code: server.EINVALID, Message: "invalid runbook: " + err.Error(), Details: details})
+		return
+	}
+	run := &server.Run{Project: req.Project, Name: rb.Name, Runbook: req.Runbook}
+	for _, st := range rb.Steps {
+		run.Steps = append(run.Steps, &server.Step{
+			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Env: rb.EnvFor(st), DependsOn: st.DependsOn,
+		})
+	}
+	if err := s.Runs.CreateRun(r.Context(), run); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.Wake.Notify()
+	s.Logger.InfoContext(r.Context(), "run created", slog.String("run_id", run.ID), slog.String("project", run.Project),
+		slog.Int("steps", len(run.Steps)))
+	writeJSON(w, http.StatusCreated, runView(run))
+}
+
+func readCreateRun(r *http.Request) (protocol.CreateRunRequest, error) {
+	var req protocol.CreateRunRequest
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/json", "":
+		err := decodeJSON(r, runbook.MaxSize+4096, &req)
+		return req, err
+	case "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain":
+		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, runbook.MaxSize+1))
+		if err != nil {
+			return req, server.Errorf(server.EINVALID, "runbook body: %v", err)
+		}
+		return protocol.CreateRunRequest{Project: r.URL.Query().Get("project"), Runbook: string(body)}, nil
+	}
+	return req, server.Errorf(server.EINVALID, "unsupported Content-Type %q: send application/json or application/yaml", mt)
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.Runs.FindRun(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, runView(run))
+}
+
+func (s *Server) getStepLog(w http.ResponseWriter, r *http.Request) {
+	log, err := s.Runs.StepLog(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(log)
+}
+
+func runView(run *server.Run) protocol.Run {
+	v := protocol.Run{
+		ID: run.ID, Project: run.Project, Name: run.Name, State: run.State,
+		CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
+		Steps: make([]protocol.Step, len(run.Steps)),
+	}
+	for i, st := range run.Steps {
+		deps := st.DependsOn
+		if deps == nil {
+			deps = []string{}
+		}
+		v.Steps[i] = protocol.Step{
+			Name: st.Name, State: st.State, DependsOn: deps, Image: st.Image, ExitCode: st.ExitCode, Error: st.Error,
+			Attempt: st.Attempt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, AgentID: st.AgentID,
+		}
+	}
+	return v
+}
+
+// createRegistrationToken makes a new random token; only its hash is kept.
+func (s *Server) createRegistrationToken(w http.ResponseWriter, r *http.Request) {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	token := "brt_" + base64.RawURLEncoding.EncodeToString(secret)
+	hash := sha256.Sum256([]byte(token))
+	t := &server.RegistrationToken{Hash: hash[:]}
+	if err := s.Agents.CreateRegistrationToken(r.Context(), t); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.Logger.InfoContext(r.Context(), "registration token created", slog.String("token_id", t.ID))
+	writeJSON(w, http.StatusCreated, protocol.RegistrationToken{ID: t.ID, Token: token, CreatedAt: t.CreatedAt})
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/store"
+	"github.com/baton-ci/baton/shared/protocol"
+	"github.com/baton-ci/baton/ui"
+)
+
+// Main is the whole server, startable from tests.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// Out receives the one-time admin token notice.
+	Out io.Writer
+
+	db       *store.DB
+	listener net.Listener
+	http     *http.Server
+}
+
+// Run opens the database, serves HTTP and blocks until ctx is done, then
+// shuts down gracefully.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	defer m.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- m.http.Serve(m.listener) }()
+	m.Logger.Info("baton-server listening", slog.String("url", "http://"+m.listener.Addr().String()),
+		slog.String("config", m.Config.String()))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return m.http.Shutdown(shutdown)
+}
+
+func (m *Main) open(ctx context.Context) error {
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	adminToken, err := m.adminToken()
+	if err != nil {
+		return err
+	}
+	key, err := loadOrCreateKey(filepath.Join(m.Config.DataDir, "agent-token-signing.key"))
+	if err != nil {
+		return err
+	}
+	if m.db, err = store.OpenSQLite(ctx, filepath.Join(m.Config.DataDir, "baton.db")); err != nil {
+		return err
+	}
+	srv := &api.Server{
+		Runs: m.db, Dispatch: m.db, Agents: m.db, AdminToken: adminToken, SigningKey: key,
+		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction},
+		Wake:        api.NewWake(), Logger: m.Logger, UI: ui.Handler(),
+	}
+	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// No WriteTimeout: reserve long-polls hold responses open for up to 30 s.
+	m.http = &http.Server{Handler: srv.Router(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return nil
+}
+
+// adminToken returns the configured admin token, or the one generated into
+// <data-dir>/admin-token, creating it (0600) and announcing it once.
+func (m *Main) adminToken() (string, error) {
+	if m.Config.AdminToken != "" {
+		return m.Config.AdminToken, nil
+	}
+	path := filepath.Join(m.Config.DataDir, "admin-token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	token := "bat_" + base64.RawURLEncoding.EncodeToString(secret)
+	if err := writeNew(path, []byte(token+"\n")); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	fmt.Fprintf(m.Out, "Generated admin token (shown once; also in %s):\n%s\n", path, token)
+	return token, nil
+}
+
+// loadOrCreateKey reads an Ed25519 seed, generating it on first start.
+func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		seed := make([]byte, ed25519.SeedSize)
+		rand.Read(seed)
+		b = []byte(base64.StdEncoding.EncodeToString(seed))
+		if err := writeNew(path, b); err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("signing key %s is corrupt", path)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// writeNew creates path with mode 0600, failing if it exists.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Close releases the database and listener.
+func (m *Main) Close() error {
+	var errs []error
+	if m.listener != nil && m.http == nil {
+		errs = append(errs, m.listener.Close())
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+		m.db = nil
+	}
+	return errors.Join(errs...)
+}

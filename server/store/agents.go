@@ -1,0 +1,93 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/baton-ci/baton/server"
+)
+
+// CreateRegistrationToken stores a registration token's hash.
+func (s *DB) CreateRegistrationToken(ctx context.Context, t *server.RegistrationToken) error {
+	if t.ID == "" {
+		t.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	t.CreatedAt = s.now()
+	row := registrationTokenRow{ID: t.ID, Hash: t.Hash, CreatedAt: t.CreatedAt}
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		return fmt.Errorf("insert registration token: %w", err)
+	}
+	return nil
+}
+
+// RegisterAgent creates the agent, or refreshes a known one presenting the
+// same signing key. The registration token must exist in both cases.
+func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byte) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var tok registrationTokenRow
+		if err := tx.Where("hash = ?", tokenHash).Take(&tok).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return server.Errorf(server.EUNAUTHORIZED, "registration token is not valid")
+			}
+			return fmt.Errorf("find registration token: %w", err)
+		}
+		now := s.now()
+		var row agentRow
+		err := tx.Where("id = ?", a.ID).Take(&row).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			row = agentRow{
+				ID: a.ID, Name: a.Name, Version: a.Version, State: string(server.AgentEnabled),
+				SigningKey: a.SigningKey, HPKEKey: a.HPKEKey, CreatedAt: now, LastSeen: now,
+			}
+			if err := tx.Create(&row).Error; err != nil {
+				return fmt.Errorf("insert agent: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("find agent: %w", err)
+		case !bytes.Equal(row.SigningKey, a.SigningKey) || !bytes.Equal(row.HPKEKey, a.HPKEKey):
+			return server.Errorf(server.ECONFLICT, "agent %s is registered with other keys", a.ID)
+		default:
+			row.Name, row.Version, row.LastSeen = a.Name, a.Version, now
+			if err := tx.Model(&agentRow{}).Where("id = ?", a.ID).
+				Updates(map[string]any{"name": a.Name, "version": a.Version, "last_seen": now}).Error; err != nil {
+				return fmt.Errorf("update agent: %w", err)
+			}
+		}
+		*a = *row.domain()
+		return nil
+	})
+}
+
+// FindAgent returns one agent.
+func (s *DB) FindAgent(ctx context.Context, id string) (*server.Agent, error) {
+	var row agentRow
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return nil, notFound(err, "agent %q not found", id)
+	}
+	return row.domain(), nil
+}
+
+// ListAgents returns every agent, oldest first.
+func (s *DB) ListAgents(ctx context.Context) ([]*server.Agent, error) {
+	var rows []agentRow
+	if err := s.db.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	out := make([]*server.Agent, len(rows))
+	for i := range rows {
+		out[i] = rows[i].domain()
+	}
+	return out, nil
+}
+
+// TouchAgent records when the agent was last heard from.
+func (s *DB) TouchAgent(ctx context.Context, id string, now time.Time) error {
+	return s.db.WithContext(ctx).Model(&agentRow{}).Where("id = ?", id).Update("last_seen", now.UTC()).Error
+}

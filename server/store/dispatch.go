@@ -1,0 +1,153 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/engine"
+)
+
+// ReserveStep moves the oldest Ready step to Running for agentID with one
+// conditional UPDATE, so two agents can never take the same step, and marks
+// its run running.
+func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *server.Run, error) {
+	var step *server.Step
+	var run *server.Run
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := s.now()
+		var rows []stepRow
+		err := tx.Raw(`UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL, exit_code = NULL, error = ''
+			WHERE id = (SELECT id FROM steps WHERE state = ? ORDER BY run_id, idx LIMIT 1) AND state = ?
+			RETURNING *`,
+			engine.StepRunning, agentID, now, engine.StepReady, engine.StepReady).Scan(&rows).Error
+		if err != nil {
+			return fmt.Errorf("reserve step: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if step, err = rows[0].domain(); err != nil {
+			return err
+		}
+		if err := tx.Model(&runRow{}).Where("id = ? AND state = ?", step.RunID, engine.RunPending).
+			Updates(map[string]any{"state": engine.RunRunning, "started_at": now}).Error; err != nil {
+			return fmt.Errorf("start run %s: %w", step.RunID, err)
+		}
+		run, err = s.findRun(tx, step.RunID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return step, run, nil
+}
+
+// AppendLog stores a chunk of output for the agent's current attempt of a
+// running step. A chunk already stored at the same offset is ignored, so an
+// agent may safely retry an upload.
+func (s *DB) AppendLog(ctx context.Context, stepID, agentID string, attempt int, offset int64, data []byte) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := s.ownedStep(tx, stepID, agentID, attempt); err != nil {
+			return err
+		}
+		row := stepLogRow{StepID: stepID, Attempt: attempt, ByteOffset: offset, Data: data}
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
+	})
+}
+
+// ownedStep returns the step if it is running under agentID at attempt;
+// otherwise the caller's view is stale (ECONFLICT) or wrong (ENOTFOUND).
+func (s *DB) ownedStep(tx *gorm.DB, stepID, agentID string, attempt int) (*stepRow, error) {
+	var row stepRow
+	if err := tx.Where("id = ?", stepID).Take(&row).Error; err != nil {
+		return nil, notFound(err, "step %q not found", stepID)
+	}
+	if row.AgentID != agentID || row.Attempt != attempt {
+		return nil, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", stepID, attempt)
+	}
+	if row.State != string(engine.StepRunning) {
+		return &row, server.Errorf(server.ECONFLICT, "step %q is %s, not running", stepID, row.State)
+	}
+	return &row, nil
+}
+
+// CompleteStep records the result, then advances the DAG and the run state in
+// the same transaction. Repeating the report of an already recorded result is
+// acknowledged without change.
+func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, error) {
+	ready := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		row, err := s.ownedStep(tx, res.StepID, res.AgentID, res.Attempt)
+		if err != nil {
+			if row != nil && engine.StepState(row.State).Terminal() && sameResult(row, res) {
+				return nil // a retried report
+			}
+			return err
+		}
+		now := s.now()
+		state := engine.StepFailed
+		if res.ExitCode != nil && *res.ExitCode == 0 && res.Error == "" {
+			state = engine.StepSucceeded
+		}
+		if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(map[string]any{
+			"state": state, "exit_code": res.ExitCode, "error": res.Error, "finished_at": now,
+		}).Error; err != nil {
+			return fmt.Errorf("complete step %s: %w", row.ID, err)
+		}
+		ready, err = s.advance(tx, row.RunID)
+		return err
+	})
+	return ready, err
+}
+
+func sameResult(row *stepRow, res server.StepResult) bool {
+	if (row.ExitCode == nil) != (res.ExitCode == nil) {
+		return false
+	}
+	return (row.ExitCode == nil || *row.ExitCode == *res.ExitCode) && row.Error == res.Error
+}
+
+// advance applies the engine's transitions to a run's steps and updates the
+// run state. It returns how many steps became Ready.
+func (s *DB) advance(tx *gorm.DB, runID string) (int, error) {
+	steps, err := s.runSteps(tx, runID)
+	if err != nil {
+		return 0, err
+	}
+	nodes := make([]engine.Node, len(steps))
+	states := make(map[string]engine.StepState, len(steps))
+	ids := make(map[string]string, len(steps))
+	for i, st := range steps {
+		nodes[i] = engine.Node{Name: st.Name, DependsOn: st.DependsOn}
+		states[st.Name] = st.State
+		ids[st.Name] = st.ID
+	}
+	ready := 0
+	now := s.now()
+	for _, c := range engine.Advance(nodes, states) {
+		updates := map[string]any{"state": c.To}
+		if c.To == engine.StepSkipped {
+			updates["finished_at"] = now
+		}
+		if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", ids[c.Step], c.From).Updates(updates).Error; err != nil {
+			return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
+		}
+		states[c.Step] = c.To
+		if c.To == engine.StepReady {
+			ready++
+		}
+	}
+	runState := engine.RunStateOf(states)
+	updates := map[string]any{"state": runState}
+	if runState.Terminal() {
+		updates["finished_at"] = now
+	}
+	if err := tx.Model(&runRow{}).Where("id = ?", runID).Updates(updates).Error; err != nil {
+		return 0, fmt.Errorf("run %s -> %s: %w", runID, runState, err)
+	}
+	return ready, nil
+}

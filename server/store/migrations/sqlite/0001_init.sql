@@ -1,0 +1,62 @@
+CREATE TABLE projects (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at DATETIME NOT NULL
+);
+
+CREATE TABLE runs (
+    id          TEXT PRIMARY KEY,
+    project_id  TEXT NOT NULL REFERENCES projects(id),
+    name        TEXT NOT NULL DEFAULT '',
+    state       TEXT NOT NULL,
+    runbook     TEXT NOT NULL,
+    created_at  DATETIME NOT NULL,
+    started_at  DATETIME,
+    finished_at DATETIME
+);
+CREATE INDEX runs_project ON runs(project_id, created_at);
+
+CREATE TABLE steps (
+    id          TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL REFERENCES runs(id),
+    name        TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    image       TEXT NOT NULL DEFAULT '',
+    command     TEXT NOT NULL,
+    env         TEXT NOT NULL DEFAULT '{}',
+    depends_on  TEXT NOT NULL DEFAULT '[]',
+    state       TEXT NOT NULL,
+    exit_code   INTEGER,
+    error       TEXT NOT NULL DEFAULT '',
+    agent_id    TEXT NOT NULL DEFAULT '',
+    attempt     INTEGER NOT NULL DEFAULT 0,
+    started_at  DATETIME,
+    finished_at DATETIME,
+    UNIQUE (run_id, name)
+);
+CREATE INDEX steps_ready ON steps(state, run_id, idx);
+
+CREATE TABLE step_logs (
+    step_id TEXT NOT NULL REFERENCES steps(id),
+    attempt INTEGER NOT NULL,
+    byte_offset INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (step_id, attempt, byte_offset)
+);
+
+CREATE TABLE agents (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL DEFAULT '',
+    state       TEXT NOT NULL,
+    signing_key BLOB NOT NULL,
+    hpke_key    BLOB NOT NULL,
+    created_at  DATETIME NOT NULL,
+    last_seen   DATETIME NOT NULL
+);
+
+CREATE TABLE registration_tokens (
+    id         TEXT PRIMARY KEY,
+    hash       BLOB NOT NULL UNIQUE,
+    created_at DATETIME NOT NULL
+);

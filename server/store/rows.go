@@ -1,0 +1,139 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/engine"
+)
+
+// Row types mirror the tables; they never leave this package.
+
+type projectRow struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+func (projectRow) TableName() string { return "projects" }
+
+type runRow struct {
+	ID         string
+	ProjectID  string
+	Name       string
+	State      string
+	Runbook    string
+	CreatedAt  time.Time
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+}
+
+func (runRow) TableName() string { return "runs" }
+
+type stepRow struct {
+	ID         string
+	RunID      string
+	Name       string
+	Idx        int
+	Image      string
+	Command    string
+	Env        string
+	DependsOn  string
+	State      string
+	ExitCode   *int
+	Error      string
+	AgentID    string
+	Attempt    int
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+}
+
+func (stepRow) TableName() string { return "steps" }
+
+type stepLogRow struct {
+	StepID     string
+	Attempt    int
+	ByteOffset int64
+	Data       []byte
+}
+
+func (stepLogRow) TableName() string { return "step_logs" }
+
+type agentRow struct {
+	ID         string
+	Name       string
+	Version    string
+	State      string
+	SigningKey []byte
+	HPKEKey    []byte `gorm:"column:hpke_key"`
+	CreatedAt  time.Time
+	LastSeen   time.Time
+}
+
+func (agentRow) TableName() string { return "agents" }
+
+type registrationTokenRow struct {
+	ID        string
+	Hash      []byte
+	CreatedAt time.Time
+}
+
+func (registrationTokenRow) TableName() string { return "registration_tokens" }
+
+func (r *stepRow) domain() (*server.Step, error) {
+	s := &server.Step{
+		ID: r.ID, RunID: r.RunID, Name: r.Name, Index: r.Idx, Image: r.Image, Command: r.Command,
+		State: engine.StepState(r.State), ExitCode: r.ExitCode, Error: r.Error, AgentID: r.AgentID,
+		Attempt: r.Attempt, StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
+	}
+	if err := json.Unmarshal([]byte(r.Env), &s.Env); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(r.DependsOn), &s.DependsOn); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func stepRowOf(s *server.Step) (*stepRow, error) {
+	env, err := json.Marshal(s.Env)
+	if err != nil {
+		return nil, err
+	}
+	deps := s.DependsOn
+	if deps == nil {
+		deps = []string{}
+	}
+	dependsOn, err := json.Marshal(deps)
+	if err != nil {
+		return nil, err
+	}
+	return &stepRow{
+		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
+		Env: string(env), DependsOn: string(dependsOn), State: string(s.State), ExitCode: s.ExitCode,
+		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
+	}, nil
+}
+
+func (r *runRow) domain(project string) *server.Run {
+	return &server.Run{
+		ID: r.ID, Project: project, Name: r.Name, State: engine.RunState(r.State), Runbook: r.Runbook,
+		CreatedAt: r.CreatedAt.UTC(), StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
+	}
+}
+
+func (r *agentRow) domain() *server.Agent {
+	return &server.Agent{
+		ID: r.ID, Name: r.Name, Version: r.Version, State: server.AgentState(r.State),
+		SigningKey: r.SigningKey, HPKEKey: r.HPKEKey, CreatedAt: r.CreatedAt.UTC(), LastSeen: r.LastSeen.UTC(),
+	}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

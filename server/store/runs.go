@@ -1,0 +1,148 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/engine"
+)
+
+// CreateRun stores the run and its steps in one transaction, creating the
+// project on first use, and makes the steps without dependencies Ready.
+func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
+	now := s.now()
+	if run.ID == "" {
+		run.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	run.CreatedAt = now
+	run.State = engine.RunPending
+	nodes := make([]engine.Node, len(run.Steps))
+	states := make(map[string]engine.StepState, len(run.Steps))
+	for i, st := range run.Steps {
+		st.ID = uuid.Must(uuid.NewV7()).String()
+		st.RunID = run.ID
+		st.Index = i
+		st.State = engine.StepPending
+		nodes[i] = engine.Node{Name: st.Name, DependsOn: st.DependsOn}
+		states[st.Name] = st.State
+	}
+	for _, c := range engine.Advance(nodes, states) {
+		for _, st := range run.Steps {
+			if st.Name == c.Step {
+				st.State = c.To
+			}
+		}
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		projectID, err := s.ensureProject(tx, run.Project)
+		if err != nil {
+			return err
+		}
+		row := runRow{ID: run.ID, ProjectID: projectID, Name: run.Name, State: string(run.State), Runbook: run.Runbook, CreatedAt: now}
+		if err := tx.Create(&row).Error; err != nil {
+			return fmt.Errorf("insert run: %w", err)
+		}
+		rows := make([]*stepRow, 0, len(run.Steps))
+		for _, st := range run.Steps {
+			r, err := stepRowOf(st)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+		if err := tx.CreateInBatches(rows, 100).Error; err != nil {
+			return fmt.Errorf("insert steps: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *DB) ensureProject(tx *gorm.DB, name string) (string, error) {
+	var p projectRow
+	err := tx.Where("name = ?", name).Take(&p).Error
+	if err == nil {
+		return p.ID, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", fmt.Errorf("find project: %w", err)
+	}
+	p = projectRow{ID: uuid.Must(uuid.NewV7()).String(), Name: name, CreatedAt: s.now()}
+	if err := tx.Create(&p).Error; err != nil {
+		return "", fmt.Errorf("create project %q: %w", name, err)
+	}
+	return p.ID, nil
+}
+
+// FindRun returns a run with its steps in runbook order.
+func (s *DB) FindRun(ctx context.Context, id string) (*server.Run, error) {
+	db := s.db.WithContext(ctx)
+	run, err := s.findRun(db, id)
+	if err != nil {
+		return nil, err
+	}
+	run.Steps, err = s.runSteps(db, id)
+	if err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+func (s *DB) findRun(tx *gorm.DB, id string) (*server.Run, error) {
+	var row runRow
+	if err := tx.Where("id = ?", id).Take(&row).Error; err != nil {
+		return nil, notFound(err, "run %q not found", id)
+	}
+	var p projectRow
+	if err := tx.Where("id = ?", row.ProjectID).Take(&p).Error; err != nil {
+		return nil, fmt.Errorf("project of run %s: %w", id, err)
+	}
+	return row.domain(p.Name), nil
+}
+
+func (s *DB) runSteps(tx *gorm.DB, runID string) ([]*server.Step, error) {
+	var rows []stepRow
+	if err := tx.Where("run_id = ?", runID).Order("idx").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("steps of run %s: %w", runID, err)
+	}
+	steps := make([]*server.Step, len(rows))
+	for i := range rows {
+		st, err := rows[i].domain()
+		if err != nil {
+			return nil, fmt.Errorf("step %s: %w", rows[i].ID, err)
+		}
+		steps[i] = st
+	}
+	return steps, nil
+}
+
+// StepLog returns the latest attempt's output of a step, chunks in order.
+func (s *DB) StepLog(ctx context.Context, runID, stepName string) ([]byte, error) {
+	db := s.db.WithContext(ctx)
+	var st stepRow
+	if err := db.Where("run_id = ? AND name = ?", runID, stepName).Take(&st).Error; err != nil {
+		return nil, notFound(err, "step %q of run %q not found", stepName, runID)
+	}
+	var chunks []stepLogRow
+	if err := db.Where("step_id = ? AND attempt = ?", st.ID, st.Attempt).Order("byte_offset").Find(&chunks).Error; err != nil {
+		return nil, fmt.Errorf("log of step %s: %w", st.ID, err)
+	}
+	var buf bytes.Buffer
+	for _, c := range chunks {
+		// Chunks are stored at the offset the agent sent; skip any overlap.
+		if c.ByteOffset < int64(buf.Len()) {
+			skip := int64(buf.Len()) - c.ByteOffset
+			if skip >= int64(len(c.Data)) {
+				continue
+			}
+			c.Data = c.Data[skip:]
+		}
+		buf.Write(c.Data)
+	}
+	return buf.Bytes(), nil
+}

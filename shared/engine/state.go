@@ -1,0 +1,72 @@
+// Package engine is the pure state machine that moves the steps of a run
+// through their states. It knows nothing of storage or transport: callers load
+// the step states, ask Advance what changes, and persist the answer.
+//
+// Step states:
+//
+//	Pending ──deps succeeded──▶ Ready ──reserved──▶ Running ──exit 0──▶ Succeeded
+//	   │                                               └──exit≠0/error──▶ Failed
+//	   └──a dep failed, skipped or cancelled──▶ Skipped
+//
+// A run is pending until a step runs, running while any step is not terminal,
+// and then failed (any step failed), cancelled (any step cancelled) or
+// succeeded.
+package engine
+
+// StepState is the lifecycle state of one step. Values are lower case on the wire.
+type StepState string
+
+const (
+	StepPending   StepState = "pending"
+	StepReady     StepState = "ready"
+	StepRunning   StepState = "running"
+	StepSucceeded StepState = "succeeded"
+	StepFailed    StepState = "failed"
+	StepSkipped   StepState = "skipped"
+	StepCancelled StepState = "cancelled"
+)
+
+// StepStates lists every step state in lifecycle order.
+func StepStates() []StepState {
+	return []StepState{StepPending, StepReady, StepRunning, StepSucceeded, StepFailed, StepSkipped, StepCancelled}
+}
+
+// Terminal reports whether no further transition can leave s.
+func (s StepState) Terminal() bool {
+	switch s {
+	case StepSucceeded, StepFailed, StepSkipped, StepCancelled:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of StepStates.
+func (s StepState) Valid() bool {
+	for _, v := range StepStates() {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// RunState is the state of a whole run, derived from its steps.
+type RunState string
+
+const (
+	RunPending   RunState = "pending"
+	RunRunning   RunState = "running"
+	RunSucceeded RunState = "succeeded"
+	RunFailed    RunState = "failed"
+	RunCancelled RunState = "cancelled"
+)
+
+// RunStates lists every run state.
+func RunStates() []RunState {
+	return []RunState{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled}
+}
+
+// Terminal reports whether the run has ended.
+func (s RunState) Terminal() bool {
+	return s == RunSucceeded || s == RunFailed || s == RunCancelled
+}

@@ -1,0 +1,144 @@
+// Package protocol is the wire contract between the Baton server, its agents
+// and API clients: request and response bodies, paths and headers. It holds
+// data shapes only; behaviour lives on each side.
+package protocol
+
+import (
+	"time"
+
+	"github.com/baton-ci/baton/shared/engine"
+)
+
+// Paths of the agent API, relative to the server URL.
+const (
+	PathRegister = "/api/v1/agent/register"
+	PathToken    = "/api/v1/agent/token"
+	PathReserve  = "/api/v1/agent/reserve"
+	// PathStepLog and PathStepComplete take the step id: fmt.Sprintf(PathStepLog, id).
+	PathStepLog      = "/api/v1/agent/steps/%s/log"
+	PathStepComplete = "/api/v1/agent/steps/%s/complete"
+)
+
+// MaxReserveWait is the longest a reserve long-poll is held open before the
+// server answers 204 No Content.
+const MaxReserveWait = 30 * time.Second
+
+// Error is the body of every 4xx/5xx answer.
+type Error struct {
+	Error   string   `json:"error"`
+	Details []string `json:"details,omitempty"`
+}
+
+// CreateRunRequest starts a run from runbook text.
+type CreateRunRequest struct {
+	Project string `json:"project"`
+	Runbook string `json:"runbook"`
+}
+
+// Run is a run as the admin API shows it.
+type Run struct {
+	ID         string          `json:"id"`
+	Project    string          `json:"project"`
+	Name       string          `json:"name,omitempty"`
+	State      engine.RunState `json:"state"`
+	CreatedAt  time.Time       `json:"created_at"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+	Steps      []Step          `json:"steps"`
+}
+
+// Step is a step of a run as the admin API shows it.
+type Step struct {
+	Name       string           `json:"name"`
+	State      engine.StepState `json:"state"`
+	DependsOn  []string         `json:"depends_on"`
+	Image      string           `json:"image,omitempty"`
+	ExitCode   *int             `json:"exit_code"`
+	Error      string           `json:"error,omitempty"`
+	Attempt    int              `json:"attempt"`
+	StartedAt  *time.Time       `json:"started_at"`
+	FinishedAt *time.Time       `json:"finished_at"`
+	AgentID    string           `json:"agent_id,omitempty"`
+}
+
+// Agent is an agent as the admin API shows it.
+type Agent struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Version   string    `json:"version,omitempty"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// RegistrationToken is returned once, when an admin creates it; only its hash
+// is stored.
+type RegistrationToken struct {
+	ID        string    `json:"id"`
+	Token     string    `json:"token,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// RegisterRequest is sent by an agent on every start. The first one creates
+// the agent; later ones must carry the same keys.
+type RegisterRequest struct {
+	Token      string `json:"token"`
+	AgentID    string `json:"agent_id"`
+	Name       string `json:"name"`
+	Version    string `json:"version"`
+	SigningKey []byte `json:"signing_key"` // Ed25519 public key
+	HPKEKey    []byte `json:"hpke_key"`    // X25519 public key for sealed payloads
+}
+
+// RegisterResponse carries the agent's configuration from the server.
+type RegisterResponse struct {
+	AgentID string      `json:"agent_id"`
+	Config  AgentConfig `json:"config"`
+}
+
+// AgentConfig is set by the server.
+type AgentConfig struct {
+	// PoolSize is how many steps the agent runs at once.
+	PoolSize int `json:"pool_size"`
+	// EvictionTime is how long a draining agent lets running steps finish.
+	EvictionTime time.Duration `json:"eviction_time"`
+}
+
+// TokenRequest proves possession of the agent's signing key to obtain a
+// short-lived access token. Signature is Ed25519 over TokenMessage.
+type TokenRequest struct {
+	AgentID   string `json:"agent_id"`
+	Timestamp int64  `json:"timestamp"` // Unix milliseconds
+	Signature []byte `json:"signature"`
+}
+
+// TokenMessage is the byte string an agent signs in a TokenRequest.
+func TokenMessage(agentID string, timestamp int64) []byte {
+	return []byte("baton-agent-token/v1\n" + agentID + "\n" + time.UnixMilli(timestamp).UTC().Format(time.RFC3339Nano))
+}
+
+// TokenResponse is an access token for the agent API.
+type TokenResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Assignment is a reserved step: everything an agent needs to run it.
+type Assignment struct {
+	StepID   string            `json:"step_id"`
+	RunID    string            `json:"run_id"`
+	Project  string            `json:"project"`
+	StepName string            `json:"step_name"`
+	Attempt  int               `json:"attempt"`
+	Image    string            `json:"image,omitempty"` // empty: the agent's default image
+	Command  string            `json:"command"`
+	Env      map[string]string `json:"env,omitempty"`
+}
+
+// StepResult reports how a step ended. ExitCode is nil when the command never
+// ran to an exit (for example the image was missing); Error then says why.
+type StepResult struct {
+	Attempt  int    `json:"attempt"`
+	ExitCode *int   `json:"exit_code"`
+	Error    string `json:"error,omitempty"`
+}

@@ -1,0 +1,312 @@
+package runbook
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Limits that keep a server safe from hostile runbooks.
+const (
+	MaxSize       = 1 << 20 // bytes of runbook text
+	MaxSteps      = 1000
+	MaxNameLength = 100
+)
+
+var (
+	stepNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Parse reads runbook text and validates it. file names the source in error
+// messages. On failure the error is an Errors value holding every problem
+// found, each with file:line:column.
+func Parse(file string, text []byte) (*Runbook, error) {
+	p := &parser{file: file}
+	rb := p.parse(text)
+	p.errs = append(p.errs, validate(file, rb)...)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	return rb, nil
+}
+
+type parser struct {
+	file string
+	errs Errors
+}
+
+func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
+	var pos Pos
+	if n != nil {
+		pos = Pos{Line: n.Line, Column: n.Column}
+	}
+	p.errs = append(p.errs, Error{File: p.file, Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) parse(text []byte) *Runbook {
+	rb := &Runbook{}
+	if len(text) > MaxSize {
+		p.errorf(nil, "runbook is %d bytes; the limit is %d", len(text), MaxSize)
+		return rb
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		p.errs = append(p.errs, yamlError(p.file, err))
+		return rb
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		p.errorf(nil, "runbook is empty; it needs at least a steps list")
+		return rb
+	}
+	root := doc.Content[0]
+	if !p.expect(root, yaml.MappingNode, "the runbook") {
+		return rb
+	}
+	var stepsNode *yaml.Node
+	p.fields(root, "runbook", []string{"name", "global", "steps"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "name":
+			rb.Name = p.scalar(v, "name")
+		case "global":
+			p.global(v, &rb.Global)
+		case "steps":
+			stepsNode = v
+		}
+	})
+	if stepsNode == nil {
+		p.errorf(root, "runbook has no steps: add a steps list")
+		return rb
+	}
+	if !p.expect(stepsNode, yaml.SequenceNode, "steps") {
+		return rb
+	}
+	if len(stepsNode.Content) == 0 {
+		p.errorf(stepsNode, "steps is empty: add at least one step")
+	}
+	if len(stepsNode.Content) > MaxSteps {
+		p.errorf(stepsNode, "runbook has %d steps; the limit is %d", len(stepsNode.Content), MaxSteps)
+		return rb
+	}
+	for _, sn := range stepsNode.Content {
+		rb.Steps = append(rb.Steps, p.step(sn))
+	}
+	return rb
+}
+
+func (p *parser) global(n *yaml.Node, g *Global) {
+	if !p.expect(n, yaml.MappingNode, "global") {
+		return
+	}
+	p.fields(n, "global", []string{"env", "image"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "env":
+			g.Env = p.env(v, "global.env")
+		case "image":
+			g.Image = p.scalar(v, "global.image")
+		}
+	})
+}
+
+func (p *parser) step(n *yaml.Node) Step {
+	s := Step{Pos: Pos{Line: n.Line, Column: n.Column}}
+	if !p.expect(n, yaml.MappingNode, "a step") {
+		return s
+	}
+	var hasCommand bool
+	p.fields(n, "step", []string{"name", "command", "image", "depends_on", "env"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "name":
+			s.Name = p.scalar(v, "step name")
+		case "command":
+			hasCommand = true
+			s.Command = p.scalar(v, "command")
+		case "image":
+			s.Image = p.scalar(v, "image")
+		case "depends_on":
+			s.DependsOn = p.names(v)
+		case "env":
+			s.Env = p.env(v, "env")
+		}
+	})
+	label := "step"
+	switch {
+	case s.Name == "":
+		p.errorf(n, "step has no name: add name: <unique name>")
+	case len(s.Name) > MaxNameLength:
+		p.errorf(n, "step name %.20q... is %d characters; the limit is %d", s.Name, len(s.Name), MaxNameLength)
+	case !stepNameRe.MatchString(s.Name):
+		p.errorf(n, "step name %q: use letters, digits, '-', '_' and '.', starting with a letter or digit", s.Name)
+	default:
+		label = fmt.Sprintf("step %q", s.Name)
+	}
+	if !hasCommand || strings.TrimSpace(s.Command) == "" {
+		p.errorf(n, "%s has no command: add command: <shell command>", label)
+	}
+	return s
+}
+
+// names reads depends_on: a list of step names, or a single name.
+func (p *parser) names(n *yaml.Node) []string {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		return []string{n.Value}
+	}
+	if n.Kind == yaml.ScalarNode {
+		return nil
+	}
+	if !p.expect(n, yaml.SequenceNode, "depends_on") {
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			p.errorf(c, "depends_on entries must be step names")
+			continue
+		}
+		out = append(out, c.Value)
+	}
+	return out
+}
+
+func (p *parser) env(n *yaml.Node, what string) map[string]string {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if !p.expect(n, yaml.MappingNode, what) {
+		return nil
+	}
+	env := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !envNameRe.MatchString(k.Value) {
+			p.errorf(k, "%s: %q is not a valid variable name (letters, digits, '_'; not starting with a digit)", what, k.Value)
+			continue
+		}
+		if v.Kind != yaml.ScalarNode {
+			p.errorf(v, "%s.%s must be a string, number or boolean", what, k.Value)
+			continue
+		}
+		if v.Tag == "!!null" {
+			env[k.Value] = ""
+			continue
+		}
+		env[k.Value] = v.Value
+	}
+	return env
+}
+
+func (p *parser) scalar(n *yaml.Node, what string) string {
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(n, "%s must be a string", what)
+		return ""
+	}
+	if n.Tag == "!!null" {
+		return ""
+	}
+	return n.Value
+}
+
+func (p *parser) expect(n *yaml.Node, kind yaml.Kind, what string) bool {
+	if n.Kind == kind {
+		return true
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil && n.Alias.Kind == kind {
+		*n = *n.Alias
+		return true
+	}
+	p.errorf(n, "%s must be %s, not %s", what, kindName(kind), kindName(n.Kind))
+	return false
+}
+
+// fields calls fn for each key of a mapping, reporting unknown and repeated keys.
+func (p *parser) fields(n *yaml.Node, what string, known []string, fn func(key string, k, v *yaml.Node)) {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !contains(known, k.Value) {
+			msg := fmt.Sprintf("unknown %s key %q", what, k.Value)
+			if s := nearest(k.Value, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			} else {
+				msg += fmt.Sprintf(" (valid keys: %s)", strings.Join(known, ", "))
+			}
+			p.errorf(k, "%s", msg)
+			continue
+		}
+		if seen[k.Value] {
+			p.errorf(k, "%s key %q appears twice", what, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		fn(k.Value, k, v)
+	}
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "a mapping (key: value)"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return "a single value"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "empty"
+}
+
+var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func yamlError(file string, err error) Error {
+	msg := err.Error()
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		var line int
+		fmt.Sscanf(m[1], "%d", &line)
+		return Error{File: file, Pos: Pos{Line: line, Column: 1}, Msg: "invalid YAML: " + m[2]}
+	}
+	return Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// nearest returns the known key within edit distance 2 of s, if any.
+func nearest(s string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := distance(strings.ToLower(s), k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein edit distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

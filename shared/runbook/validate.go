@@ -1,0 +1,114 @@
+package runbook
+
+import (
+	"fmt"
+	"strings"
+)
+
+// validate checks the step graph: unique names, known dependencies, no
+// self-dependency, no cycles. Steps without a name were already reported by
+// the parser and are left out.
+func validate(file string, rb *Runbook) Errors {
+	var errs Errors
+	var steps []Step
+	for _, s := range rb.Steps {
+		if s.Name != "" {
+			steps = append(steps, s)
+		}
+	}
+	add := func(s Step, format string, args ...any) {
+		errs = append(errs, Error{File: file, Pos: s.Pos, Msg: fmt.Sprintf(format, args...)})
+	}
+	byName := make(map[string]Step, len(steps))
+	for _, s := range steps {
+		if first, dup := byName[s.Name]; dup {
+			add(s, "duplicate step name %q (first defined at line %d)", s.Name, first.Pos.Line)
+			continue
+		}
+		byName[s.Name] = s
+	}
+	for _, s := range steps {
+		seen := map[string]bool{}
+		for _, d := range s.DependsOn {
+			switch {
+			case d == s.Name:
+				add(s, "step %q depends on itself", s.Name)
+			case seen[d]:
+				add(s, "step %q lists dependency %q twice", s.Name, d)
+			case byName[d].Name == "":
+				add(s, "step %q depends on unknown step %q", s.Name, d)
+			}
+			seen[d] = true
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if cycle := findCycle(steps); cycle != nil {
+		s := byName[cycle[0]]
+		add(s, "dependency cycle: %s (each step depends on the next)", strings.Join(cycle, " -> "))
+	}
+	return errs
+}
+
+// findCycle returns one cycle as a path that starts and ends on the same step,
+// each step depending on the next (a -> b -> a), or nil. Steps are visited in source order so the answer is
+// stable.
+func findCycle(steps []Step) []string {
+	deps := make(map[string][]string, len(steps))
+	for _, s := range steps {
+		deps[s.Name] = s.DependsOn
+	}
+	index := make(map[string]int, len(steps))
+	for i, s := range steps {
+		index[s.Name] = i
+	}
+	const (
+		unvisited = iota
+		onStack
+		done
+	)
+	mark := make(map[string]int, len(steps))
+	var stack []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		mark[n] = onStack
+		stack = append(stack, n)
+		for _, d := range deps[n] {
+			switch mark[d] {
+			case onStack:
+				start := 0
+				for i, s := range stack {
+					if s == d {
+						start = i
+					}
+				}
+				// Rotate so the path starts at the step declared first.
+				path := append([]string{}, stack[start:]...)
+				first := 0
+				for i, name := range path {
+					if index[name] < index[path[first]] {
+						first = i
+					}
+				}
+				path = append(path[first:], path[:first]...)
+				return append(path, path[0])
+			case unvisited:
+				if c := visit(d); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		mark[n] = done
+		return nil
+	}
+	for _, s := range steps {
+		if mark[s.Name] == unvisited {
+			if c := visit(s.Name); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
