@@ -1,0 +1,98 @@
+// Command baton-agent runs Baton steps on this host in Docker containers.
+//
+//	baton-agent --server URL --token TOKEN --state-dir DIR --name NAME
+//	baton-agent build-image [--busybox PATH] [--tag TAG]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/baton-ci/baton/agent"
+	"github.com/baton-ci/baton/agent/docker"
+	"github.com/baton-ci/baton/agent/rpc"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "build-image" {
+		err = buildImage(ctx, os.Args[2:])
+	} else {
+		err = run(ctx, os.Args[1:], logger)
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "baton-agent:", err)
+		os.Exit(2)
+	case err != nil:
+		logger.Error("agent failed", slog.Any("err", err))
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, logger *slog.Logger) error {
+	cfg, err := parseConfig(args, os.Getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	id, err := agent.LoadOrCreateIdentity(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	logger = logger.With(slog.String("agent_id", id.ID))
+	logger.Info("baton-agent starting", slog.String("version", version), slog.String("config", cfg.String()))
+	client, err := rpc.New(cfg.Server, id.ID, id.Signing)
+	if err != nil {
+		return usageError{err}
+	}
+	exec, err := docker.New(ctx, docker.Options{
+		AgentID: id.ID, DefaultImage: cfg.DefaultImage, Network: cfg.Network,
+		Memory: cfg.Memory, NanoCPUs: cfg.NanoCPUs, PidsLimit: cfg.PidsLimit, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer exec.Close()
+	a := &agent.Agent{
+		Config:   agent.Config{Name: cfg.Name, Version: version, Token: cfg.Token, ReserveWait: cfg.ReserveWait},
+		Identity: id, Client: client, Executor: exec, Logger: logger,
+	}
+	return a.Run(ctx)
+}
+
+func buildImage(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("baton-agent build-image", flag.ContinueOnError)
+	busybox := fs.String("busybox", "/bin/busybox", "path of a statically linked busybox")
+	tag := fs.String("tag", docker.DefaultImage, "image tag to build")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	exec, err := docker.New(ctx, docker.Options{})
+	if err != nil {
+		return err
+	}
+	defer exec.Close()
+	if err := docker.BuildBusyboxImage(ctx, exec.Client(), *busybox, *tag); err != nil {
+		return err
+	}
+	fmt.Println("built", *tag)
+	return nil
+}

@@ -1,0 +1,224 @@
+// Package docker runs steps in local Docker containers through the Docker
+// Engine SDK (github.com/moby/moby/client, the maintained home of the SDK that
+// github.com/docker/docker froze at v28). The API version is negotiated with
+// the daemon. Containers are created only from Engine API structs.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/baton-ci/baton/agent"
+)
+
+// Labels put on every container the agent creates, so orphans can be found.
+const (
+	LabelAgent   = "dev.baton.agent"
+	LabelRun     = "dev.baton.run"
+	LabelStep    = "dev.baton.step"
+	LabelAttempt = "dev.baton.attempt"
+)
+
+// Options are the executor's defaults and limits.
+type Options struct {
+	AgentID      string
+	DefaultImage string
+	// Network is the container network mode: "none" (default) or "bridge".
+	Network   string
+	Memory    int64 // bytes; swap is disabled
+	NanoCPUs  int64
+	PidsLimit int64
+	// StopGrace is how long a cancelled step gets between SIGTERM and SIGKILL.
+	StopGrace time.Duration
+	Logger    *slog.Logger
+}
+
+// Executor runs steps as containers.
+type Executor struct {
+	cli  *client.Client
+	opts Options
+}
+
+var _ agent.Executor = (*Executor)(nil)
+
+// New connects to the Docker daemon named by the environment (DOCKER_HOST,
+// or the local socket) and checks that it answers.
+func New(ctx context.Context, opts Options) (*Executor, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pingCtx, client.PingOptions{}); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("docker daemon not reachable: %w", err)
+	}
+	if opts.Network == "" {
+		opts.Network = "none"
+	}
+	if opts.StopGrace == 0 {
+		opts.StopGrace = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Executor{cli: cli, opts: opts}, nil
+}
+
+// Client returns the underlying Docker client.
+func (e *Executor) Client() *client.Client { return e.cli }
+
+// Close releases the Docker client.
+func (e *Executor) Close() error { return e.cli.Close() }
+
+// Execute runs the step's command with sh -c in a fresh container, streams
+// its stdout and stderr to out, and removes the container afterwards.
+func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writer) (int, error) {
+	image := spec.Image
+	if image == "" {
+		image = e.opts.DefaultImage
+	}
+	if image == "" {
+		return -1, errors.New("the step names no image and the agent has no default image")
+	}
+	if err := e.ensureImage(ctx, image); err != nil {
+		return -1, err
+	}
+	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     e.config(spec, image),
+		HostConfig: e.hostConfig(),
+	})
+	if err != nil {
+		return -1, fmt.Errorf("create container from %s: %w", image, err)
+	}
+	id := created.ID
+	defer e.remove(ctx, id)
+
+	wait := e.cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return -1, fmt.Errorf("start container: %w", err)
+	}
+	logs, err := e.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		return -1, fmt.Errorf("attach to container output: %w", err)
+	}
+	copied := make(chan error, 1)
+	go func() {
+		defer logs.Close()
+		_, err := stdcopy.StdCopy(out, out, logs)
+		copied <- err
+	}()
+
+	var code int
+	select {
+	case res := <-wait.Result:
+		if res.Error != nil {
+			return -1, fmt.Errorf("wait for container: %s", res.Error.Message)
+		}
+		code = int(res.StatusCode)
+	case err := <-wait.Error:
+		if ctx.Err() == nil {
+			return -1, fmt.Errorf("wait for container: %w", err)
+		}
+		e.stop(ctx, id)
+		return -1, fmt.Errorf("step cancelled: %w", context.Cause(ctx))
+	}
+	// The container has exited; its log stream ends on its own. Bound the
+	// wait in case the daemon keeps the stream open.
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+		e.opts.Logger.Warn("container output did not end after exit", slog.String("container", id))
+	}
+	return code, nil
+}
+
+func (e *Executor) config(spec agent.StepSpec, image string) *container.Config {
+	env := make([]string, 0, len(spec.Env)+4)
+	for k, v := range spec.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	env = append(env,
+		"CI=true", "BATON=true",
+		"BATON_RUN_ID="+spec.RunID, "BATON_STEP_NAME="+spec.StepName,
+		fmt.Sprintf("BATON_STEP_ATTEMPT=%d", spec.Attempt))
+	return &container.Config{
+		Image: image,
+		Cmd:   []string{"sh", "-c", spec.Command},
+		Env:   env,
+		Labels: map[string]string{
+			LabelAgent: e.opts.AgentID, LabelRun: spec.RunID, LabelStep: spec.StepID,
+			LabelAttempt: fmt.Sprint(spec.Attempt),
+		},
+	}
+}
+
+// hostConfig is least privilege by default: no capabilities, no privilege
+// escalation, bounded processes, memory without swap, and CPU.
+func (e *Executor) hostConfig() *container.HostConfig {
+	hc := &container.HostConfig{
+		NetworkMode: container.NetworkMode(e.opts.Network),
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges:true"},
+	}
+	hc.Memory = e.opts.Memory
+	if e.opts.Memory > 0 {
+		hc.MemorySwap = e.opts.Memory
+	}
+	hc.NanoCPUs = e.opts.NanoCPUs
+	if e.opts.PidsLimit > 0 {
+		limit := e.opts.PidsLimit
+		hc.PidsLimit = &limit
+	}
+	return hc
+}
+
+// ensureImage uses a local image, pulling it only when it is missing.
+func (e *Executor) ensureImage(ctx context.Context, image string) error {
+	_, err := e.cli.ImageInspect(ctx, image)
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect image %s: %w", image, err)
+	}
+	pull, err := e.cli.ImagePull(ctx, image, client.ImagePullOptions{})
+	if err == nil {
+		err = pull.Wait(ctx)
+		pull.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("image %s is not present on this agent and could not be pulled: %w", image, err)
+	}
+	return nil
+}
+
+func (e *Executor) stop(ctx context.Context, id string) {
+	grace := int(e.opts.StopGrace / time.Second)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StopGrace+10*time.Second)
+	defer cancel()
+	if _, err := e.cli.ContainerStop(stopCtx, id, client.ContainerStopOptions{Timeout: &grace}); err != nil && !cerrdefs.IsNotFound(err) {
+		e.opts.Logger.Warn("stop container", slog.String("container", id), slog.Any("err", err))
+	}
+}
+
+// remove deletes the container even when the step's context is cancelled.
+func (e *Executor) remove(ctx context.Context, id string) {
+	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := e.cli.ContainerRemove(rmCtx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		e.opts.Logger.Warn("remove container", slog.String("container", id), slog.Any("err", err))
+	}
+}

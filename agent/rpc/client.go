@@ -1,0 +1,192 @@
+// Package rpc is the agent's HTTP client for the server's agent API. It
+// obtains short-lived access tokens by signing with the agent's key and
+// renews them before they expire or when the server rejects one.
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-ci/baton/shared/protocol"
+)
+
+// Client talks to one Baton server.
+type Client struct {
+	base    *url.URL
+	http    *http.Client
+	agentID string
+	key     ed25519.PrivateKey
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// New returns a client for the server at serverURL acting as agentID.
+func New(serverURL, agentID string, key ed25519.PrivateKey) (*Client, error) {
+	u, err := url.Parse(strings.TrimSuffix(serverURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want http(s)://host[:port]", serverURL)
+	}
+	return &Client{
+		base: u,
+		// No overall timeout: reserve long-polls; each call sets its own deadline.
+		http:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		agentID: agentID,
+		key:     key,
+	}, nil
+}
+
+// Error is a non-2xx answer from the server.
+type Error struct {
+	Status  int
+	Message string
+	Details []string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("server answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Refused reports a deliberate 4xx refusal (bad token, bad request, conflict),
+// as opposed to an outage worth retrying soon.
+func (e *Error) Refused() bool {
+	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
+}
+
+// Register sends the registration request.
+func (c *Client) Register(ctx context.Context, req protocol.RegisterRequest) (protocol.RegisterResponse, error) {
+	var resp protocol.RegisterResponse
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := c.do(ctx, http.MethodPost, protocol.PathRegister, "", jsonBody(req), "application/json", &resp)
+	return resp, err
+}
+
+// Reserve long-polls for a step for up to wait.
+func (c *Client) Reserve(ctx context.Context, wait time.Duration) (*protocol.Assignment, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
+	defer cancel()
+	var asg protocol.Assignment
+	path := protocol.PathReserve + "?wait=" + url.QueryEscape(wait.String())
+	status, err := c.authed(ctx, http.MethodPost, path, nil, "", &asg)
+	if err != nil || status == http.StatusNoContent {
+		return nil, err
+	}
+	return &asg, nil
+}
+
+// AppendLog uploads a chunk of step output at a byte offset.
+func (c *Client) AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	path := fmt.Sprintf(protocol.PathStepLog, url.PathEscape(stepID)) +
+		"?attempt=" + strconv.Itoa(attempt) + "&offset=" + strconv.FormatInt(offset, 10)
+	_, err := c.authed(ctx, http.MethodPost, path, func() io.Reader { return bytes.NewReader(data) }, "application/octet-stream", nil)
+	return err
+}
+
+// Complete reports a step's result.
+func (c *Client) Complete(ctx context.Context, stepID string, res protocol.StepResult) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	path := fmt.Sprintf(protocol.PathStepComplete, url.PathEscape(stepID))
+	_, err := c.authed(ctx, http.MethodPost, path, jsonBody(res), "application/json", nil)
+	return err
+}
+
+// authed calls the agent API with a valid access token, renewing it once if
+// the server rejects it.
+func (c *Client) authed(ctx context.Context, method, path string, body func() io.Reader, ctype string, out any) (int, error) {
+	for try := 0; ; try++ {
+		token, err := c.accessToken(ctx, try > 0)
+		if err != nil {
+			return 0, err
+		}
+		status, err := c.call(ctx, method, path, token, body, ctype, out)
+		var e *Error
+		if try == 0 && errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+			continue
+		}
+		return status, err
+	}
+}
+
+// accessToken returns a cached token, or signs for a new one when it is
+// close to expiry or force is set.
+func (c *Client) accessToken(ctx context.Context, force bool) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !force && c.token != "" && time.Until(c.expires) > 2*time.Minute {
+		return c.token, nil
+	}
+	ts := time.Now().UnixMilli()
+	req := protocol.TokenRequest{AgentID: c.agentID, Timestamp: ts, Signature: ed25519.Sign(c.key, protocol.TokenMessage(c.agentID, ts))}
+	var resp protocol.TokenResponse
+	if err := c.do(ctx, http.MethodPost, protocol.PathToken, "", jsonBody(req), "application/json", &resp); err != nil {
+		return "", fmt.Errorf("access token: %w", err)
+	}
+	c.token, c.expires = resp.Token, resp.ExpiresAt
+	return c.token, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path, token string, body func() io.Reader, ctype string, out any) error {
+	_, err := c.call(ctx, method, path, token, body, ctype, out)
+	return err
+}
+
+func (c *Client) call(ctx context.Context, method, path, token string, body func() io.Reader, ctype string, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = body()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var pe protocol.Error
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
+			pe.Error = strings.TrimSpace(string(b))
+		}
+		return resp.StatusCode, &Error{Status: resp.StatusCode, Message: pe.Error, Details: pe.Details}
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s answer: %w", path, err)
+		}
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func jsonBody(v any) func() io.Reader {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only protocol types are passed
+	}
+	return func() io.Reader { return bytes.NewReader(b) }
+}
