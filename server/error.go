@@ -11,6 +11,7 @@ const (
 	EINTERNAL     = "internal"
 	EINVALID      = "invalid"
 	ENOTFOUND     = "not_found"
+	EUNAVAILABLE  = "unavailable"
 	EUNAUTHORIZED = "unauthorized"
 )
 

@@ -68,6 +68,9 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-ctx.Done():
 			rescan.Stop()
+			// The agent hung up, or the server is shutting down: tell it to
+			// come back (to this or another replica) after a pause.
+			s.writeError(w, r, server.Errorf(server.EUNAVAILABLE, "server is shutting down"))
 			return
 		}
 		rescan.Stop()

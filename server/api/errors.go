@@ -15,6 +15,7 @@ var statusOf = map[string]int{
 	server.EINVALID:      http.StatusBadRequest,
 	server.ENOTFOUND:     http.StatusNotFound,
 	server.EUNAUTHORIZED: http.StatusUnauthorized,
+	server.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	server.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -36,7 +37,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // keep "a -> b" readable; every answer is JSON, never HTML
+	enc.Encode(v)
 }
 
 // decodeJSON reads a JSON body of at most limit bytes into v.

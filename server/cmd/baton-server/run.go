@@ -32,6 +32,9 @@ type Main struct {
 	db       *store.DB
 	listener net.Listener
 	http     *http.Server
+	// stopRequests cancels the base context of every request at shutdown,
+	// so held long-polls answer at once instead of delaying it.
+	stopRequests context.CancelFunc
 }
 
 // Run opens the database, serves HTTP and blocks until ctx is done, then
@@ -51,8 +54,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	m.Logger.Info("baton-server shutting down")
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	m.stopRequests()
 	return m.http.Shutdown(shutdown)
 }
 
@@ -80,7 +85,12 @@ func (m *Main) open(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	// No WriteTimeout: reserve long-polls hold responses open for up to 30 s.
-	m.http = &http.Server{Handler: srv.Router(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	base, stopRequests := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopRequests = stopRequests
+	m.http = &http.Server{
+		Handler: srv.Router(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return base },
+	}
 	return nil
 }
 

@@ -1,0 +1,41 @@
+# Baton — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BATON_ADDR ?= 127.0.0.1:8484
+FUZZTIME ?= 60s
+
+export CGO_ENABLED := 0
+
+.PHONY: help build run test bench fuzz lint image clean
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## Build bin/baton-server and bin/baton-agent (static, CGO_ENABLED=0)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./server/cmd/baton-server ./agent/cmd/baton-agent
+
+image: build ## Build the default step image (busybox on scratch) from the host's static busybox
+	$(BIN)/baton-agent build-image
+
+run: build ## Run a server (SQLite in ./.baton) and one agent; Ctrl-C stops both
+	BATON_ADDR=$(BATON_ADDR) deploy/dev/run.sh
+
+# The race detector needs cgo; everything else is built with CGO_ENABLED=0.
+test: ## Run every test with -race (needs Docker; CI=true forbids skipping)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
+
+bench: ## Run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: ## Fuzz the parsers, FUZZTIME each (default 60s)
+	$(GO) test ./shared/runbook -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+clean: ## Remove build output and local run state
+	rm -rf $(BIN) .baton
