@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-ci/baton/shared/protocol"
+)
+
+// fakeServer is an in-memory ServerClient: the boundary under test here is
+// the agent's own loop; the real server is exercised in server/e2e.
+type fakeServer struct {
+	mu        sync.Mutex
+	queue     []*protocol.Assignment
+	logs      map[string][]byte
+	results   map[string]protocol.StepResult
+	failNext  int // AppendLog calls to fail before succeeding
+	registers int
+	refuse    bool
+	completed chan string
+}
+
+func newFakeServer(steps ...*protocol.Assignment) *fakeServer {
+	return &fakeServer{queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{}, completed: make(chan string, 100)}
+}
+
+type refusal struct{}
+
+func (refusal) Error() string { return "refused" }
+func (refusal) Refused() bool { return true }
+
+func (f *fakeServer) Register(ctx context.Context, req protocol.RegisterRequest) (protocol.RegisterResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.registers++
+	if f.refuse {
+		return protocol.RegisterResponse{}, refusal{}
+	}
+	return protocol.RegisterResponse{AgentID: req.AgentID, Config: protocol.AgentConfig{PoolSize: 2, EvictionTime: time.Minute}}, nil
+}
+
+func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol.Assignment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // as an HTTP call on a cancelled context
+	}
+	f.mu.Lock()
+	if len(f.queue) > 0 {
+		a := f.queue[0]
+		f.queue = f.queue[1:]
+		f.mu.Unlock()
+		return a, nil
+	}
+	f.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(wait):
+		return nil, nil
+	}
+}
+
+func (f *fakeServer) AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failNext > 0 {
+		f.failNext--
+		return errors.New("connection reset")
+	}
+	if got := int64(len(f.logs[stepID])); got != offset {
+		return fmt.Errorf("chunk at offset %d, but %d bytes are stored", offset, got)
+	}
+	f.logs[stepID] = append(f.logs[stepID], data...)
+	return nil
+}
+
+func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.StepResult) error {
+	f.mu.Lock()
+	f.results[stepID] = res
+	f.mu.Unlock()
+	f.completed <- stepID
+	return nil
+}
+
+// scriptExecutor prints the command and exits with the code in Env["EXIT"];
+// it blocks until release is closed when Env["BLOCK"] is set.
+type scriptExecutor struct{ release chan struct{} }
+
+func (e *scriptExecutor) Execute(ctx context.Context, spec StepSpec, out io.Writer) (int, error) {
+	fmt.Fprintf(out, "running %s\n", spec.Command)
+	if spec.Env["BLOCK"] != "" {
+		select {
+		case <-e.release:
+		case <-ctx.Done():
+			return -1, context.Cause(ctx)
+		}
+	}
+	var code int
+	fmt.Sscan(spec.Env["EXIT"], &code)
+	return code, nil
+}
+
+func testAgent(t *testing.T, srv ServerClient, exec Executor) *Agent {
+	t.Helper()
+	id, err := LoadOrCreateIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Agent{
+		Config:   Config{Name: "test", Token: "t", ReserveWait: 50 * time.Millisecond},
+		Identity: id, Client: srv, Executor: exec, Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+func waitCompleted(t *testing.T, f *fakeServer, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		select {
+		case <-f.completed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d steps completed", i, n)
+		}
+	}
+}
+
+func TestAgentRunsAndReportsSteps(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(
+		&protocol.Assignment{StepID: "s1", Attempt: 1, Command: "ok", Env: map[string]string{"EXIT": "0"}},
+		&protocol.Assignment{StepID: "s2", Attempt: 1, Command: "bad", Env: map[string]string{"EXIT": "3"}},
+	)
+	a := testAgent(t, f, &scriptExecutor{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitCompleted(t, f, 2)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.results["s1"]; r.ExitCode == nil || *r.ExitCode != 0 || r.Attempt != 1 {
+		t.Errorf("s1 result %+v", r)
+	}
+	if r := f.results["s2"]; r.ExitCode == nil || *r.ExitCode != 3 {
+		t.Errorf("s2 result %+v", r)
+	}
+	if got := string(f.logs["s2"]); got != "running bad\n" {
+		t.Errorf("s2 log %q", got)
+	}
+}
+
+// Shutdown drains: the running step finishes and is reported; nothing new
+// is reserved.
+func TestAgentShutdownDrainsRunningStep(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(&protocol.Assignment{StepID: "long", Attempt: 1, Command: "wait", Env: map[string]string{"BLOCK": "1"}})
+	exec := &scriptExecutor{release: make(chan struct{})}
+	a := testAgent(t, f, exec)
+	states := make(chan State, 10)
+	a.OnState = func(s State) { states <- s }
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	if s := <-states; s != StateReady {
+		t.Fatalf("first state %s", s)
+	}
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.queue) == 0 })
+	cancel()
+	if s := <-states; s != StateDraining {
+		t.Fatalf("after shutdown: %s, want draining", s)
+	}
+	f.mu.Lock()
+	f.queue = append(f.queue, &protocol.Assignment{StepID: "late", Attempt: 1})
+	f.mu.Unlock()
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned %v while a step was running", err)
+	default:
+	}
+	close(exec.release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.results["long"]; !ok || r.ExitCode == nil || *r.ExitCode != 0 {
+		t.Errorf("drained step result %+v (reported %v)", r, ok)
+	}
+	if _, ok := f.results["late"]; ok {
+		t.Error("a step was reserved while draining")
+	}
+}
+
+func TestAgentKeepsRetryingRefusedRegistration(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer()
+	f.refuse = true
+	a := testAgent(t, f, &scriptExecutor{})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := a.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v, want the context's error", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// A refusal backs off for seconds: one attempt in 200 ms, not a busy loop.
+	if f.registers != 1 {
+		t.Fatalf("%d registration attempts in 200ms", f.registers)
+	}
+}
+
+func TestLogStreamUploadsEverythingInOrder(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer()
+	f.failNext = 2 // transient failures are retried at the same offset
+	s := newLogStream(context.Background(), f, "step", 1, slog.New(slog.DiscardHandler))
+	var want bytes.Buffer
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 2000; i++ {
+		chunk := make([]byte, r.IntN(3000))
+		for j := range chunk {
+			chunk[j] = byte('a' + r.IntN(26))
+		}
+		want.Write(chunk)
+		s.Write(chunk)
+	}
+	s.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !bytes.Equal(f.logs["step"], want.Bytes()) {
+		t.Fatalf("uploaded %d bytes, want %d identical bytes", len(f.logs["step"]), want.Len())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

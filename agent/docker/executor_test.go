@@ -1,0 +1,205 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/baton-ci/baton/agent"
+)
+
+const testImage = "baton/busybox:test"
+
+var (
+	imageOnce sync.Once
+	imageErr  error
+)
+
+// newExecutor connects to Docker and builds the test image once. Without
+// Docker it skips loudly, except under CI=true where it fails.
+func newExecutor(t *testing.T, opts Options) *Executor {
+	t.Helper()
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Docker is required when CI=true: docker info: %v", err)
+		}
+		t.Skipf("SKIPPING: no Docker engine (docker info: %v)", err)
+	}
+	ctx := context.Background()
+	opts.DefaultImage = testImage
+	opts.AgentID = "test-agent"
+	e, err := New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	imageOnce.Do(func() { imageErr = BuildBusyboxImage(ctx, e.Client(), "/bin/busybox", testImage) })
+	if imageErr != nil {
+		t.Fatalf("build %s: %v", testImage, imageErr)
+	}
+	return e
+}
+
+var stepSeq struct {
+	sync.Mutex
+	n int
+}
+
+func spec(command string, env map[string]string) agent.StepSpec {
+	stepSeq.Lock()
+	stepSeq.n++
+	n := stepSeq.n
+	stepSeq.Unlock()
+	return agent.StepSpec{RunID: "run-1", StepID: fmt.Sprintf("step-%d-%d", os.Getpid(), n), StepName: "test", Attempt: 1, Command: command, Env: env}
+}
+
+// containersOf lists the containers, running or not, labelled with the step.
+func containersOf(t *testing.T, e *Executor, stepID string) []string {
+	t.Helper()
+	res, err := e.cli.ContainerList(context.Background(), client.ContainerListOptions{
+		All: true, Filters: make(client.Filters).Add("label", LabelStep+"="+stepID),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range res.Items {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+func TestExecuteOutputExitCodeAndCleanup(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{})
+	s := spec(`echo "to stdout $WHO"; echo "to stderr" >&2; exit 7`, map[string]string{"WHO": "baton"})
+	var out bytes.Buffer
+	code, err := e.Execute(context.Background(), s, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 7 {
+		t.Errorf("exit code %d, want 7", code)
+	}
+	for _, want := range []string{"to stdout baton\n", "to stderr\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output %q lacks %q", out.String(), want)
+		}
+	}
+	if ids := containersOf(t, e, s.StepID); len(ids) != 0 {
+		t.Errorf("containers left behind: %v", ids)
+	}
+}
+
+func TestExecuteSetsBatonEnvironment(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{})
+	s := spec(`echo "$CI $BATON_RUN_ID $BATON_STEP_NAME $BATON_STEP_ATTEMPT"`, nil)
+	var out bytes.Buffer
+	if code, err := e.Execute(context.Background(), s, &out); err != nil || code != 0 {
+		t.Fatalf("code %d, err %v", code, err)
+	}
+	if got := out.String(); got != "true run-1 test 1\n" {
+		t.Errorf("output %q", got)
+	}
+}
+
+// The container runs with least privilege: checked by docker inspect while
+// it runs and by the capability set the process sees.
+func TestExecuteLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{Memory: 256 << 20, NanoCPUs: 5e8, PidsLimit: 64})
+	s := spec(`grep -E '^CapEff' /proc/self/status; ls /sys/class/net; sleep 2`, nil)
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Execute(context.Background(), s, &out)
+		done <- err
+	}()
+	var ids []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(ids) == 0 && time.Now().Before(deadline) {
+		ids = containersOf(t, e, s.StepID)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("step container not found: %v", ids)
+	}
+	inspect, err := e.cli.ContainerInspect(context.Background(), ids[0], client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := inspect.Container.HostConfig
+	if hc.Privileged || len(hc.CapDrop) != 1 || hc.CapDrop[0] != "ALL" || len(hc.CapAdd) != 0 {
+		t.Errorf("privileges: privileged=%v capdrop=%v capadd=%v", hc.Privileged, hc.CapDrop, hc.CapAdd)
+	}
+	if len(hc.SecurityOpt) != 1 || hc.SecurityOpt[0] != "no-new-privileges:true" {
+		t.Errorf("security options %v", hc.SecurityOpt)
+	}
+	if hc.PidsLimit == nil || *hc.PidsLimit != 64 || hc.Memory != 256<<20 || hc.MemorySwap != 256<<20 || hc.NanoCPUs != 5e8 {
+		t.Errorf("limits: pids=%v memory=%d swap=%d cpus=%d", hc.PidsLimit, hc.Memory, hc.MemorySwap, hc.NanoCPUs)
+	}
+	if hc.NetworkMode != "none" {
+		t.Errorf("network mode %q, want none", hc.NetworkMode)
+	}
+	for _, m := range inspect.Container.Mounts {
+		if strings.Contains(m.Source, "docker.sock") {
+			t.Errorf("docker socket mounted: %+v", m)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, "CapEff:\t0000000000000000") || strings.TrimSpace(strings.SplitN(got, "\n", 2)[1]) != "lo" {
+		t.Errorf("inside the container: %q, want no effective capabilities and only lo", got)
+	}
+}
+
+func TestExecuteMissingImageIsAnError(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{})
+	s := spec("true", nil)
+	s.Image = "baton/no-such-image:never"
+	code, err := e.Execute(context.Background(), s, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "baton/no-such-image:never") {
+		t.Fatalf("code %d, err %v: want an error naming the image", code, err)
+	}
+}
+
+func TestExecuteCancelStopsAndRemovesContainer(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{StopGrace: time.Second})
+	s := spec("sleep 30", nil)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Execute(ctx, s, &bytes.Buffer{})
+		done <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(containersOf(t, e, s.StepID)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cause := errors.New("cancelled by test")
+	cancel(cause)
+	select {
+	case err := <-done:
+		if !errors.Is(err, cause) {
+			t.Errorf("err %v, want the cancel cause", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("cancelled step still running after 15s")
+	}
+	if ids := containersOf(t, e, s.StepID); len(ids) != 0 {
+		t.Errorf("containers left behind: %v", ids)
+	}
+}

@@ -1,0 +1,51 @@
+package shared
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/baton-ci/baton"
+
+// deps lists the packages that the patterns need to build (tests excluded).
+func deps(t *testing.T, patterns ...string) []string {
+	t.Helper()
+	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, patterns...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", patterns, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestImportBoundaries(t *testing.T) {
+	t.Parallel()
+	rules := []struct {
+		what      string
+		patterns  []string
+		forbidden []string
+	}{
+		{"shared", []string{"./shared/..."}, []string{module + "/server", module + "/agent", module + "/ui",
+			"gorm.io/", "github.com/go-chi/", "github.com/moby/", "github.com/ncruces/"}},
+		{"server", []string{"./server/..."}, []string{module + "/agent"}},
+		{"agent", []string{"./agent/..."}, []string{module + "/server", module + "/ui", "gorm.io/", "github.com/ncruces/",
+			"modernc.org/sqlite", "github.com/mattn/go-sqlite3", "github.com/go-chi/"}},
+		{"the baton-agent binary", []string{"./agent/cmd/baton-agent"}, []string{"gorm.io/", "sqlite", module + "/ui", "embed"}},
+	}
+	for _, r := range rules {
+		list := deps(t, r.patterns...)
+		if len(list) < 5 {
+			t.Fatalf("%s: go list found only %v", r.what, list)
+		}
+		for _, p := range list {
+			for _, f := range r.forbidden {
+				if p == f || strings.HasPrefix(p, f) || (f == "sqlite" && strings.Contains(p, "sqlite")) {
+					t.Errorf("%s must not depend on %s, but needs %s", r.what, f, p)
+				}
+			}
+		}
+	}
+}
