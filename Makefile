@@ -15,7 +15,7 @@ help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 build: ## Build bin/baton-server and bin/baton-agent (static, CGO_ENABLED=0)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./server/cmd/baton-server ./agent/cmd/baton-agent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./server/cmd/baton-server ./agent/cmd/baton-agent
 
 image: build ## Build the default step image (busybox on scratch) from the host's static busybox
 	$(BIN)/baton-agent build-image
@@ -30,7 +30,7 @@ test: ## Run every test with -race (needs Docker; CI=true forbids skipping)
 bench: ## Run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-fuzz: ## Fuzz the parsers, FUZZTIME each (default 60s)
+fuzz: ## Fuzz the runbook parser for FUZZTIME (default 60s)
 	$(GO) test ./shared/runbook -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 lint: ## gofmt and go vet

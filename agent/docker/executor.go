@@ -95,15 +95,24 @@ func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 	if err := e.ensureImage(ctx, image); err != nil {
 		return -1, err
 	}
-	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	// Create on a context the step's cancellation does not interrupt: a
+	// cancelled create may still be carried out by the daemon, leaving a
+	// container whose id we never learnt.
+	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	created, err := e.cli.ContainerCreate(createCtx, client.ContainerCreateOptions{
+		Name:       containerName(spec),
 		Config:     e.config(spec, image),
 		HostConfig: e.hostConfig(),
 	})
+	cancel()
 	if err != nil {
 		return -1, fmt.Errorf("create container from %s: %w", image, err)
 	}
 	id := created.ID
 	defer e.remove(ctx, id)
+	if ctx.Err() != nil {
+		return -1, fmt.Errorf("step cancelled: %w", context.Cause(ctx))
+	}
 
 	wait := e.cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
@@ -120,13 +129,34 @@ func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 		copied <- err
 	}()
 
-	var code int
+	code, err := e.wait(ctx, id, wait)
+	// The container has exited or was stopped, so its output stream ends on
+	// its own; waiting for it means nothing reaches out after Execute
+	// returns. The bound covers a daemon that keeps the stream open.
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+		e.opts.Logger.Warn("container output did not end after exit", slog.String("container", id))
+	}
+	if err != nil {
+		return -1, err
+	}
+	return code, nil
+}
+
+// containerName is unique per step attempt on this host.
+func containerName(spec agent.StepSpec) string {
+	return fmt.Sprintf("baton-%s-%d", spec.StepID, spec.Attempt)
+}
+
+// wait returns the container's exit code, or stops it when ctx is cancelled.
+func (e *Executor) wait(ctx context.Context, id string, wait client.ContainerWaitResult) (int, error) {
 	select {
 	case res := <-wait.Result:
 		if res.Error != nil {
 			return -1, fmt.Errorf("wait for container: %s", res.Error.Message)
 		}
-		code = int(res.StatusCode)
+		return int(res.StatusCode), nil
 	case err := <-wait.Error:
 		if ctx.Err() == nil {
 			return -1, fmt.Errorf("wait for container: %w", err)
@@ -134,14 +164,6 @@ func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 		e.stop(ctx, id)
 		return -1, fmt.Errorf("step cancelled: %w", context.Cause(ctx))
 	}
-	// The container has exited; its log stream ends on its own. Bound the
-	// wait in case the daemon keeps the stream open.
-	select {
-	case <-copied:
-	case <-time.After(10 * time.Second):
-		e.opts.Logger.Warn("container output did not end after exit", slog.String("container", id))
-	}
-	return code, nil
 }
 
 func (e *Executor) config(spec agent.StepSpec, image string) *container.Config {

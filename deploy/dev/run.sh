@@ -32,7 +32,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-bin/baton-server --addr "$addr" --data-dir "$state/server" > >(sed -u 's/^/[server] /') 2>&1 &
+bin/baton-server --addr "$addr" --data-dir "$state/server" --agent-eviction 10s > >(sed -u 's/^/[server] /') 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 600); do

@@ -25,6 +25,8 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal starts a graceful stop, a second one kills.
+	go func() { <-ctx.Done(); stop() }()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "build-image" {

@@ -13,9 +13,16 @@ import (
 	"syscall"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
+	// Everything the server writes (database, WAL, keys) is for its user only.
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal starts a graceful stop, a second one kills.
+	go func() { <-ctx.Done(); stop() }()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -25,6 +32,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "baton-server:", err)
 		os.Exit(2)
 	}
+	logger.Info("baton-server starting", slog.String("version", version))
 	m := &Main{Config: cfg, Logger: logger, Out: os.Stdout}
 	if err := m.Run(ctx); err != nil {
 		logger.Error("server failed", slog.Any("err", err))
