@@ -21,6 +21,9 @@ func (e Error) Error() string {
 	if e.Pos.Line == 0 {
 		return fmt.Sprintf("%s: %s", file, e.Msg)
 	}
+	if e.Pos.Column == 0 {
+		return fmt.Sprintf("%s:%d: %s", file, e.Pos.Line, e.Msg)
+	}
 	return fmt.Sprintf("%s:%d:%d: %s", file, e.Pos.Line, e.Pos.Column, e.Msg)
 }
 
@@ -35,7 +38,8 @@ func (es Errors) Error() string {
 	return fmt.Sprintf("%d problems:\n%s", len(msgs), strings.Join(msgs, "\n"))
 }
 
-// Strings returns each error as "file:line:col: message".
+// Strings returns each error as "file:line:col: message" ("file:line: message"
+// when the column is unknown, "file: message" when the line is too).
 func (es Errors) Strings() []string {
 	out := make([]string, len(es))
 	for i, e := range es {

@@ -3,6 +3,7 @@ package runbook
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -115,13 +116,17 @@ func (p *parser) step(n *yaml.Node) Step {
 	if !p.expect(n, yaml.MappingNode, "a step") {
 		return s
 	}
-	var hasCommand bool
+	// badName and badCommand: a value that is not a string was reported
+	// already; do not also report it as missing.
+	var hasCommand, badName, badCommand bool
 	p.fields(n, "step", []string{"name", "command", "image", "depends_on", "env"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
+			badName = deref(v).Kind != yaml.ScalarNode
 			s.Name = p.scalar(v, "step name")
 		case "command":
 			hasCommand = true
+			badCommand = deref(v).Kind != yaml.ScalarNode
 			s.Command = p.scalar(v, "command")
 		case "image":
 			s.Image = p.scalar(v, "image")
@@ -133,6 +138,7 @@ func (p *parser) step(n *yaml.Node) Step {
 	})
 	label := "step"
 	switch {
+	case badName:
 	case s.Name == "":
 		p.errorf(n, "step has no name: add name: <unique name>")
 	case len(s.Name) > MaxNameLength:
@@ -142,7 +148,7 @@ func (p *parser) step(n *yaml.Node) Step {
 	default:
 		label = fmt.Sprintf("step %q", s.Name)
 	}
-	if !hasCommand || strings.TrimSpace(s.Command) == "" {
+	if !badCommand && (!hasCommand || strings.TrimSpace(s.Command) == "") {
 		p.errorf(n, "%s has no command: add command: <shell command>", label)
 	}
 	return s
@@ -150,10 +156,9 @@ func (p *parser) step(n *yaml.Node) Step {
 
 // names reads depends_on: a list of step names, or a single name.
 func (p *parser) names(n *yaml.Node) []string {
-	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
-		return []string{n.Value}
-	}
-	if n.Kind == yaml.ScalarNode {
+	if v := deref(n); v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+		return []string{v.Value}
+	} else if v.Kind == yaml.ScalarNode {
 		return nil
 	}
 	if !p.expect(n, yaml.SequenceNode, "depends_on") {
@@ -161,11 +166,11 @@ func (p *parser) names(n *yaml.Node) []string {
 	}
 	out := make([]string, 0, len(n.Content))
 	for _, c := range n.Content {
-		if c.Kind != yaml.ScalarNode {
+		if deref(c).Kind != yaml.ScalarNode {
 			p.errorf(c, "depends_on entries must be step names")
 			continue
 		}
-		out = append(out, c.Value)
+		out = append(out, deref(c).Value)
 	}
 	return out
 }
@@ -184,10 +189,11 @@ func (p *parser) env(n *yaml.Node, what string) map[string]string {
 			p.errorf(k, "%s: %q is not a valid variable name (letters, digits, '_'; not starting with a digit)", what, k.Value)
 			continue
 		}
-		if v.Kind != yaml.ScalarNode {
+		if deref(v).Kind != yaml.ScalarNode {
 			p.errorf(v, "%s.%s must be a string, number or boolean", what, k.Value)
 			continue
 		}
+		v = deref(v)
 		if v.Tag == "!!null" {
 			env[k.Value] = ""
 			continue
@@ -198,14 +204,24 @@ func (p *parser) env(n *yaml.Node, what string) map[string]string {
 }
 
 func (p *parser) scalar(n *yaml.Node, what string) string {
-	if n.Kind != yaml.ScalarNode {
+	v := deref(n)
+	if v.Kind != yaml.ScalarNode {
 		p.errorf(n, "%s must be a string", what)
 		return ""
 	}
-	if n.Tag == "!!null" {
+	if v.Tag == "!!null" {
 		return ""
 	}
-	return n.Value
+	return v.Value
+}
+
+// deref returns the node an alias (*name) stands for; other nodes are
+// returned as they are. Errors are still reported at n, where the alias is used.
+func deref(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
 }
 
 func (p *parser) expect(n *yaml.Node, kind yaml.Kind, what string) bool {
@@ -260,12 +276,32 @@ func kindName(k yaml.Kind) string {
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// yamlParserProblems are the messages of yaml.v3 parser (not scanner) errors.
+// yaml.v3 reports their line counting from 0, so they need one added.
+var yamlParserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"did not find expected key":              true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected node content":     true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found duplicate %TAG directive":         true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlError converts a yaml.v3 error. yaml.v3 gives at most a line, never a
+// column, so Column stays 0 and the message reads file:line: ...
 func yamlError(file string, err error) Error {
 	msg := err.Error()
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		var line int
-		fmt.Sscanf(m[1], "%d", &line)
-		return Error{File: file, Pos: Pos{Line: line, Column: 1}, Msg: "invalid YAML: " + m[2]}
+		line, _ := strconv.Atoi(m[1])
+		if yamlParserProblems[m[2]] {
+			line++
+		}
+		return Error{File: file, Pos: Pos{Line: line}, Msg: "invalid YAML: " + m[2]}
 	}
 	return Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
