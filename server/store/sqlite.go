@@ -30,6 +30,16 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// One connection: SQLite has a single writer, and its busy handler is a
+	// sleep-and-retry loop in which the goroutine that just committed keeps
+	// winning the lock, so under load a waiter could starve past busy_timeout
+	// ("database is locked"). database/sql hands the connection over to a
+	// waiting caller instead, and honours each caller's context.
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	sqlDB.SetMaxOpenConns(1)
 	s := newDB(g, "sqlite")
 	if err := s.migrate(ctx); err != nil {
 		s.Close()

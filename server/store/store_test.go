@@ -1,0 +1,758 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/server/store"
+	"github.com/baton-ci/baton/shared/engine"
+)
+
+// openStore opens a fresh SQLite database in the test's temporary directory
+// and closes it when the test ends.
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	return openStoreAt(t, filepath.Join(t.TempDir(), "baton.db"))
+}
+
+func openStoreAt(t *testing.T, path string) *store.DB {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatalf("OpenSQLite(%s): %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// diamond is a -> {b, c} -> d: b and c depend on a, d depends on b and c.
+func diamond(project string) *server.Run {
+	return &server.Run{
+		Project: project,
+		Name:    "diamond",
+		Runbook: "steps: [a, b, c, d]\n",
+		Steps: []*server.Step{
+			{Name: "a", Command: "echo a", Image: "busybox", Env: map[string]string{"K": "v"}},
+			{Name: "b", Command: "echo b", DependsOn: []string{"a"}},
+			{Name: "c", Command: "echo c", DependsOn: []string{"a"}},
+			{Name: "d", Command: "echo d", DependsOn: []string{"b", "c"}},
+		},
+	}
+}
+
+func createRun(t *testing.T, s *store.DB, run *server.Run) *server.Run {
+	t.Helper()
+	if err := s.CreateRun(t.Context(), run); err != nil {
+		t.Fatalf("CreateRun: %v", err)
+	}
+	return run
+}
+
+func findRun(t *testing.T, s *store.DB, id string) *server.Run {
+	t.Helper()
+	run, err := s.FindRun(t.Context(), id)
+	if err != nil {
+		t.Fatalf("FindRun(%s): %v", id, err)
+	}
+	return run
+}
+
+// checkStates fails unless the stored run has exactly these step states and
+// this run state.
+func checkStates(t *testing.T, s *store.DB, runID string, wantRun engine.RunState, want map[string]engine.StepState) *server.Run {
+	t.Helper()
+	run := findRun(t, s, runID)
+	got := make(map[string]engine.StepState, len(run.Steps))
+	for _, st := range run.Steps {
+		got[st.Name] = st.State
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("step states = %v, want %v", got, want)
+	}
+	if run.State != wantRun {
+		t.Errorf("run state = %s, want %s", run.State, wantRun)
+	}
+	return run
+}
+
+func stepNamed(t *testing.T, run *server.Run, name string) *server.Step {
+	t.Helper()
+	for _, st := range run.Steps {
+		if st.Name == name {
+			return st
+		}
+	}
+	t.Fatalf("run %s has no step %q", run.ID, name)
+	return nil
+}
+
+// reserve reserves the next Ready step for agentID and fails unless it is the
+// step named want.
+func reserve(t *testing.T, s *store.DB, agentID, want string) *server.Step {
+	t.Helper()
+	step, run, err := s.ReserveStep(t.Context(), agentID)
+	if err != nil {
+		t.Fatalf("ReserveStep: %v", err)
+	}
+	if step == nil {
+		t.Fatalf("ReserveStep = nil, want step %q", want)
+	}
+	if step.Name != want {
+		t.Fatalf("ReserveStep = step %q, want %q", step.Name, want)
+	}
+	if run == nil || run.ID != step.RunID {
+		t.Fatalf("ReserveStep returned run %+v for step of run %s", run, step.RunID)
+	}
+	if step.State != engine.StepRunning || step.AgentID != agentID || step.StartedAt == nil || step.FinishedAt != nil {
+		t.Fatalf("reserved step = state %s agent %q started %v finished %v, want running for %s, started, not finished",
+			step.State, step.AgentID, step.StartedAt, step.FinishedAt, agentID)
+	}
+	return step
+}
+
+func complete(t *testing.T, s *store.DB, st *server.Step, exit int, wantReady int) {
+	t.Helper()
+	ready, err := s.CompleteStep(t.Context(), server.StepResult{StepID: st.ID, AgentID: st.AgentID, Attempt: st.Attempt, ExitCode: &exit})
+	if err != nil {
+		t.Fatalf("CompleteStep(%s, exit %d): %v", st.Name, exit, err)
+	}
+	if ready != wantReady {
+		t.Errorf("CompleteStep(%s, exit %d) made %d steps ready, want %d", st.Name, exit, ready, wantReady)
+	}
+}
+
+func noneReady(t *testing.T, s *store.DB) {
+	t.Helper()
+	step, _, err := s.ReserveStep(t.Context(), "agent-x")
+	if err != nil {
+		t.Fatalf("ReserveStep: %v", err)
+	}
+	if step != nil {
+		t.Fatalf("ReserveStep = step %q, want nothing ready", step.Name)
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := server.ErrorCode(err); got != code {
+		t.Errorf("%s: error code %q (err %v), want %q", what, got, err, code)
+	}
+}
+
+func TestCreateRunMakesOnlyEntryStepsReady(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("web"))
+	if run.ID == "" || run.State != engine.RunPending {
+		t.Fatalf("created run id %q state %s, want an id and pending", run.ID, run.State)
+	}
+
+	got := checkStates(t, s, run.ID, engine.RunPending, map[string]engine.StepState{
+		"a": engine.StepReady, "b": engine.StepPending, "c": engine.StepPending, "d": engine.StepPending,
+	})
+	if got.Project != "web" || got.Name != "diamond" || got.Runbook != run.Runbook {
+		t.Errorf("run = project %q name %q runbook %q, want web, diamond, %q", got.Project, got.Name, got.Runbook, run.Runbook)
+	}
+	if got.StartedAt != nil || got.FinishedAt != nil || got.CreatedAt.IsZero() {
+		t.Errorf("new run times: created %v started %v finished %v", got.CreatedAt, got.StartedAt, got.FinishedAt)
+	}
+	for i, st := range got.Steps {
+		if st.Index != i || st.Name != "abcd"[i:i+1] {
+			t.Errorf("step %d = %q index %d: steps must come back in runbook order", i, st.Name, st.Index)
+		}
+	}
+	a, d := stepNamed(t, got, "a"), stepNamed(t, got, "d")
+	if a.Image != "busybox" || a.Command != "echo a" || a.Env["K"] != "v" || len(a.DependsOn) != 0 {
+		t.Errorf("step a = %+v", a)
+	}
+	if fmt.Sprint(d.DependsOn) != "[b c]" {
+		t.Errorf("step d depends on %v, want [b c]", d.DependsOn)
+	}
+
+	// A second run in the same project reuses the project.
+	other := createRun(t, s, diamond("web"))
+	if findRun(t, s, other.ID).Project != "web" {
+		t.Errorf("second run lost its project")
+	}
+}
+
+func TestFindRunUnknownIsNotFound(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	_, err := s.FindRun(t.Context(), "no-such-run")
+	wantCode(t, "FindRun(unknown)", err, server.ENOTFOUND)
+	_, err = s.StepLog(t.Context(), "no-such-run", "a")
+	wantCode(t, "StepLog(unknown run)", err, server.ENOTFOUND)
+	run := createRun(t, s, diamond("p"))
+	_, err = s.StepLog(t.Context(), run.ID, "zz")
+	wantCode(t, "StepLog(unknown step)", err, server.ENOTFOUND)
+}
+
+func TestDAGAdvancesOnSuccess(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("p"))
+
+	a := reserve(t, s, "agent-1", "a")
+	if a.Attempt != 1 {
+		t.Errorf("first reservation attempt = %d, want 1", a.Attempt)
+	}
+	got := checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepRunning, "b": engine.StepPending, "c": engine.StepPending, "d": engine.StepPending,
+	})
+	if got.StartedAt == nil {
+		t.Errorf("run has no started_at after its first step was reserved")
+	}
+	noneReady(t, s)
+
+	complete(t, s, a, 0, 2)
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepSucceeded, "b": engine.StepReady, "c": engine.StepReady, "d": engine.StepPending,
+	})
+
+	b := reserve(t, s, "agent-1", "b")
+	c := reserve(t, s, "agent-2", "c")
+	noneReady(t, s)
+
+	complete(t, s, b, 0, 0)
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepSucceeded, "b": engine.StepSucceeded, "c": engine.StepRunning, "d": engine.StepPending,
+	})
+	noneReady(t, s)
+
+	complete(t, s, c, 0, 1)
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepSucceeded, "b": engine.StepSucceeded, "c": engine.StepSucceeded, "d": engine.StepReady,
+	})
+
+	d := reserve(t, s, "agent-2", "d")
+	complete(t, s, d, 0, 0)
+	got = checkStates(t, s, run.ID, engine.RunSucceeded, map[string]engine.StepState{
+		"a": engine.StepSucceeded, "b": engine.StepSucceeded, "c": engine.StepSucceeded, "d": engine.StepSucceeded,
+	})
+	if got.FinishedAt == nil {
+		t.Errorf("succeeded run has no finished_at")
+	}
+	for _, st := range got.Steps {
+		if st.ExitCode == nil || *st.ExitCode != 0 || st.StartedAt == nil || st.FinishedAt == nil {
+			t.Errorf("step %s: exit %v started %v finished %v, want exit 0 and both times", st.Name, st.ExitCode, st.StartedAt, st.FinishedAt)
+		}
+	}
+	if b := stepNamed(t, got, "b"); b.AgentID != "agent-1" {
+		t.Errorf("step b agent = %q, want agent-1", b.AgentID)
+	}
+	noneReady(t, s)
+}
+
+func TestDAGFailureSkipsDependentsAndWaitsForRunningBranch(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("p"))
+
+	complete(t, s, reserve(t, s, "agent-1", "a"), 0, 2)
+	b := reserve(t, s, "agent-1", "b")
+	c := reserve(t, s, "agent-2", "c")
+
+	complete(t, s, b, 1, 0)
+	got := checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepSucceeded, "b": engine.StepFailed, "c": engine.StepRunning, "d": engine.StepSkipped,
+	})
+	if got.FinishedAt != nil {
+		t.Errorf("run has finished_at %v while c is still running", got.FinishedAt)
+	}
+	if d := stepNamed(t, got, "d"); d.FinishedAt == nil || d.StartedAt != nil || d.ExitCode != nil {
+		t.Errorf("skipped d: started %v finished %v exit %v, want only finished", d.StartedAt, d.FinishedAt, d.ExitCode)
+	}
+	if b := stepNamed(t, got, "b"); b.ExitCode == nil || *b.ExitCode != 1 {
+		t.Errorf("failed b exit code = %v, want 1", b.ExitCode)
+	}
+	noneReady(t, s)
+
+	// c is untouched by b's failure: it still owns its step and can report.
+	if err := s.AppendLog(t.Context(), c.ID, c.AgentID, c.Attempt, 0, []byte("still going\n")); err != nil {
+		t.Fatalf("AppendLog on the surviving branch: %v", err)
+	}
+	complete(t, s, c, 0, 0)
+	got = checkStates(t, s, run.ID, engine.RunFailed, map[string]engine.StepState{
+		"a": engine.StepSucceeded, "b": engine.StepFailed, "c": engine.StepSucceeded, "d": engine.StepSkipped,
+	})
+	if got.FinishedAt == nil {
+		t.Errorf("failed run has no finished_at")
+	}
+}
+
+func TestCompleteStepWithErrorAndNoExitCodeFails(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("p"))
+	a := reserve(t, s, "agent-1", "a")
+	res := server.StepResult{StepID: a.ID, AgentID: a.AgentID, Attempt: a.Attempt, Error: "image busybox not found"}
+	if _, err := s.CompleteStep(t.Context(), res); err != nil {
+		t.Fatalf("CompleteStep: %v", err)
+	}
+	got := checkStates(t, s, run.ID, engine.RunFailed, map[string]engine.StepState{
+		"a": engine.StepFailed, "b": engine.StepSkipped, "c": engine.StepSkipped, "d": engine.StepSkipped,
+	})
+	if a := stepNamed(t, got, "a"); a.ExitCode != nil || a.Error != res.Error {
+		t.Errorf("step a exit %v error %q, want nil and %q", a.ExitCode, a.Error, res.Error)
+	}
+	// Retrying the same report is acknowledged; exit code 0 now is a conflict.
+	if _, err := s.CompleteStep(t.Context(), res); err != nil {
+		t.Errorf("retried CompleteStep: %v", err)
+	}
+	zero := 0
+	_, err := s.CompleteStep(t.Context(), server.StepResult{StepID: a.ID, AgentID: a.AgentID, Attempt: a.Attempt, ExitCode: &zero})
+	wantCode(t, "CompleteStep(different result)", err, server.ECONFLICT)
+}
+
+func TestReserveTakesOldestRunFirst(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	first := createRun(t, s, diamond("p"))
+	second := createRun(t, s, diamond("p"))
+	for _, want := range []string{first.ID, second.ID} {
+		st := reserve(t, s, "agent-1", "a")
+		if st.RunID != want {
+			t.Errorf("reserved a of run %s, want run %s", st.RunID, want)
+		}
+	}
+	noneReady(t, s)
+}
+
+func TestConcurrentReservationNeverDuplicates(t *testing.T) {
+	t.Parallel()
+	const steps, workers = 200, 8
+	s := openStore(t)
+	run := &server.Run{Project: "load", Runbook: "many"}
+	for i := range steps {
+		run.Steps = append(run.Steps, &server.Step{Name: fmt.Sprintf("s%03d", i), Command: "true"})
+	}
+	createRun(t, s, run)
+
+	var (
+		mu    sync.Mutex
+		owner = map[string]string{} // step id -> agent
+		dups  []string
+		errs  []error
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for w := range workers {
+		agent := fmt.Sprintf("agent-%d", w)
+		wg.Go(func() {
+			<-start
+			for {
+				st, _, err := s.ReserveStep(context.Background(), agent)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+				if st == nil {
+					return
+				}
+				mu.Lock()
+				if prev, ok := owner[st.ID]; ok {
+					dups = append(dups, fmt.Sprintf("%s to %s and %s", st.Name, prev, agent))
+				}
+				owner[st.ID] = agent
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	locked := 0
+	for _, err := range errs {
+		if strings.Contains(err.Error(), "database is locked") || strings.Contains(err.Error(), "SQLITE_BUSY") {
+			locked++
+		}
+	}
+	if len(errs) > 0 {
+		t.Errorf("%d reservation errors (%d \"database is locked\"), first: %v", len(errs), locked, errs[0])
+	}
+	if len(dups) > 0 {
+		t.Errorf("%d steps reserved twice: %v", len(dups), dups)
+	}
+	if len(owner) != steps {
+		t.Errorf("reserved %d distinct steps, want %d", len(owner), steps)
+	}
+	got := findRun(t, s, run.ID)
+	for _, st := range got.Steps {
+		if st.State != engine.StepRunning || st.Attempt != 1 || st.AgentID != owner[st.ID] {
+			t.Errorf("step %s: state %s attempt %d agent %q, want running, 1, %q", st.Name, st.State, st.Attempt, st.AgentID, owner[st.ID])
+		}
+	}
+}
+
+// TestConcurrentWorkersFinishRun mixes the write paths an agent fleet uses at
+// once: reserve, upload a log chunk, complete (which reads before it writes,
+// the pattern that deferred SQLite transactions turn into "database is
+// locked").
+func TestConcurrentWorkersFinishRun(t *testing.T) {
+	t.Parallel()
+	const steps, workers = 80, 8
+	s := openStore(t)
+	run := &server.Run{Project: "load", Runbook: "many"}
+	for i := range steps {
+		run.Steps = append(run.Steps, &server.Step{Name: fmt.Sprintf("s%03d", i), Command: "true"})
+	}
+	createRun(t, s, run)
+
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range workers {
+		agent := fmt.Sprintf("agent-%d", w)
+		wg.Go(func() {
+			<-start
+			ctx := context.Background()
+			for {
+				st, _, err := s.ReserveStep(ctx, agent)
+				if err != nil || st == nil {
+					errs <- err
+					return
+				}
+				if err := s.AppendLog(ctx, st.ID, agent, st.Attempt, 0, []byte(agent)); err != nil {
+					errs <- fmt.Errorf("AppendLog %s: %w", st.Name, err)
+					return
+				}
+				zero := 0
+				if _, err := s.CompleteStep(ctx, server.StepResult{StepID: st.ID, AgentID: agent, Attempt: st.Attempt, ExitCode: &zero}); err != nil {
+					errs <- fmt.Errorf("CompleteStep %s: %w", st.Name, err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}
+
+	got := findRun(t, s, run.ID)
+	if got.State != engine.RunSucceeded {
+		t.Errorf("run state = %s, want succeeded", got.State)
+	}
+	for _, st := range got.Steps {
+		log, err := s.StepLog(t.Context(), run.ID, st.Name)
+		if st.State != engine.StepSucceeded || st.Attempt != 1 || err != nil || string(log) != st.AgentID {
+			t.Errorf("step %s: state %s attempt %d agent %q log %q (err %v), want succeeded once with its agent's log",
+				st.Name, st.State, st.Attempt, st.AgentID, log, err)
+		}
+	}
+}
+
+func TestAppendLogIsIdempotentAndOwned(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("p"))
+	a := reserve(t, s, "agent-1", "a")
+	ctx := t.Context()
+
+	appendLog := func(offset int64, data string) {
+		t.Helper()
+		if err := s.AppendLog(ctx, a.ID, a.AgentID, a.Attempt, offset, []byte(data)); err != nil {
+			t.Fatalf("AppendLog(offset %d): %v", offset, err)
+		}
+	}
+	// Out of order, with a retried chunk and a retry carrying other bytes:
+	// the first chunk stored at an offset wins.
+	appendLog(0, "hello ")
+	appendLog(12, "!\n")
+	appendLog(6, "world ")
+	appendLog(0, "hello ")
+	appendLog(6, "WORLD ")
+
+	n, err := store.CountRows(s, "step_logs", "step_id = ?", a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("step_logs holds %d chunks, want 3 (a retried offset is stored once)", n)
+	}
+	log, err := s.StepLog(ctx, run.ID, "a")
+	if err != nil {
+		t.Fatalf("StepLog: %v", err)
+	}
+	if string(log) != "hello world !\n" {
+		t.Errorf("StepLog = %q, want %q", log, "hello world !\n")
+	}
+
+	// Only the holder of the current attempt may write.
+	err = s.AppendLog(ctx, a.ID, "agent-2", a.Attempt, 14, []byte("intruder"))
+	wantCode(t, "AppendLog(other agent)", err, server.ECONFLICT)
+	err = s.AppendLog(ctx, a.ID, a.AgentID, a.Attempt+1, 14, []byte("future"))
+	wantCode(t, "AppendLog(wrong attempt)", err, server.ECONFLICT)
+	err = s.AppendLog(ctx, "no-such-step", a.AgentID, a.Attempt, 0, []byte("x"))
+	wantCode(t, "AppendLog(unknown step)", err, server.ENOTFOUND)
+
+	// Once the step ended, its log is closed.
+	complete(t, s, a, 0, 2)
+	err = s.AppendLog(ctx, a.ID, a.AgentID, a.Attempt, 14, []byte("late"))
+	wantCode(t, "AppendLog(finished step)", err, server.ECONFLICT)
+
+	if log, err = s.StepLog(ctx, run.ID, "a"); err != nil || string(log) != "hello world !\n" {
+		t.Errorf("StepLog after rejected writes = %q, %v; want it unchanged", log, err)
+	}
+	if log, err = s.StepLog(ctx, run.ID, "d"); err != nil || len(log) != 0 {
+		t.Errorf("StepLog of a step that never ran = %q, %v; want empty", log, err)
+	}
+}
+
+func TestStepLogSkipsOverlappingChunks(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("p"))
+	a := reserve(t, s, "agent-1", "a")
+	// An agent that re-sends from an earlier offset after a partial upload.
+	for _, c := range []struct {
+		offset int64
+		data   string
+	}{{0, "hello"}, {3, "lo wor"}, {5, " w"}, {9, "ld\n"}} {
+		if err := s.AppendLog(t.Context(), a.ID, a.AgentID, a.Attempt, c.offset, []byte(c.data)); err != nil {
+			t.Fatalf("AppendLog(%d): %v", c.offset, err)
+		}
+	}
+	log, err := s.StepLog(t.Context(), run.ID, "a")
+	if err != nil || string(log) != "hello world\n" {
+		t.Errorf("StepLog = %q, %v; want %q", log, err, "hello world\n")
+	}
+}
+
+func TestCompleteStepRetryAndConflict(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("p"))
+	a := reserve(t, s, "agent-1", "a")
+	ctx := t.Context()
+	zero, one := 0, 1
+	res := server.StepResult{StepID: a.ID, AgentID: a.AgentID, Attempt: a.Attempt, ExitCode: &zero}
+
+	// A wrong agent or attempt cannot complete a running step.
+	_, err := s.CompleteStep(ctx, server.StepResult{StepID: a.ID, AgentID: "agent-2", Attempt: a.Attempt, ExitCode: &zero})
+	wantCode(t, "CompleteStep(other agent)", err, server.ECONFLICT)
+	_, err = s.CompleteStep(ctx, server.StepResult{StepID: a.ID, AgentID: a.AgentID, Attempt: 7, ExitCode: &zero})
+	wantCode(t, "CompleteStep(wrong attempt)", err, server.ECONFLICT)
+	_, err = s.CompleteStep(ctx, server.StepResult{StepID: "no-such-step", AgentID: a.AgentID, Attempt: 1, ExitCode: &zero})
+	wantCode(t, "CompleteStep(unknown step)", err, server.ENOTFOUND)
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepRunning, "b": engine.StepPending, "c": engine.StepPending, "d": engine.StepPending,
+	})
+
+	if ready, err := s.CompleteStep(ctx, res); err != nil || ready != 2 {
+		t.Fatalf("CompleteStep = %d, %v; want 2, nil", ready, err)
+	}
+	finished := stepNamed(t, findRun(t, s, run.ID), "a").FinishedAt
+
+	// The agent did not see the answer and reports again: acknowledged, no change.
+	if ready, err := s.CompleteStep(ctx, res); err != nil || ready != 0 {
+		t.Errorf("retried CompleteStep = %d, %v; want 0, nil", ready, err)
+	}
+	// A different late result must not overwrite the recorded one.
+	_, err = s.CompleteStep(ctx, server.StepResult{StepID: a.ID, AgentID: a.AgentID, Attempt: a.Attempt, ExitCode: &one})
+	wantCode(t, "CompleteStep(different exit code)", err, server.ECONFLICT)
+	_, err = s.CompleteStep(ctx, server.StepResult{StepID: a.ID, AgentID: a.AgentID, Attempt: a.Attempt, ExitCode: &zero, Error: "killed"})
+	wantCode(t, "CompleteStep(different error)", err, server.ECONFLICT)
+	_, err = s.CompleteStep(ctx, server.StepResult{StepID: a.ID, AgentID: a.AgentID, Attempt: a.Attempt})
+	wantCode(t, "CompleteStep(no exit code)", err, server.ECONFLICT)
+	_, err = s.CompleteStep(ctx, server.StepResult{StepID: a.ID, AgentID: "agent-2", Attempt: a.Attempt, ExitCode: &zero})
+	wantCode(t, "CompleteStep(same result, other agent)", err, server.ECONFLICT)
+
+	got := checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepSucceeded, "b": engine.StepReady, "c": engine.StepReady, "d": engine.StepPending,
+	})
+	a2 := stepNamed(t, got, "a")
+	if a2.ExitCode == nil || *a2.ExitCode != 0 || a2.Error != "" || !a2.FinishedAt.Equal(*finished) {
+		t.Errorf("step a after retries: exit %v error %q finished %v; want the first result (exit 0, finished %v)",
+			a2.ExitCode, a2.Error, a2.FinishedAt, finished)
+	}
+}
+
+// agentKeys returns distinct fake key material; the store only compares bytes.
+func agentKeys(seed byte) (signing, hpke []byte) {
+	signing, hpke = make([]byte, 32), make([]byte, 32)
+	for i := range signing {
+		signing[i], hpke[i] = seed, seed+1
+	}
+	return signing, hpke
+}
+
+func createToken(t *testing.T, s *store.DB, secret string) []byte {
+	t.Helper()
+	hash := sha256.Sum256([]byte(secret))
+	tok := &server.RegistrationToken{Hash: hash[:]}
+	if err := s.CreateRegistrationToken(t.Context(), tok); err != nil {
+		t.Fatalf("CreateRegistrationToken: %v", err)
+	}
+	if tok.ID == "" || tok.CreatedAt.IsZero() {
+		t.Errorf("registration token has id %q created %v", tok.ID, tok.CreatedAt)
+	}
+	return hash[:]
+}
+
+func TestRegisterAgent(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := t.Context()
+	hash := createToken(t, s, "brt_secret")
+	id := uuid.NewString()
+	sk, hk := agentKeys(1)
+
+	bad := sha256.Sum256([]byte("brt_wrong"))
+	err := s.RegisterAgent(ctx, &server.Agent{ID: id, Name: "n", SigningKey: sk, HPKEKey: hk}, bad[:])
+	wantCode(t, "RegisterAgent(bad token)", err, server.EUNAUTHORIZED)
+	if _, err := s.FindAgent(ctx, id); server.ErrorCode(err) != server.ENOTFOUND {
+		t.Fatalf("agent exists after a refused registration (err %v)", err)
+	}
+
+	a := &server.Agent{ID: id, Name: "runner-1", Version: "1.0", SigningKey: sk, HPKEKey: hk}
+	if err := s.RegisterAgent(ctx, a, hash); err != nil {
+		t.Fatalf("RegisterAgent: %v", err)
+	}
+	if a.State != server.AgentEnabled || a.CreatedAt.IsZero() {
+		t.Errorf("registered agent state %q created %v, want enabled and a time", a.State, a.CreatedAt)
+	}
+	created := a.CreatedAt
+
+	// Restart: same id and keys, new name and version.
+	again := &server.Agent{ID: id, Name: "runner-1b", Version: "1.1", SigningKey: sk, HPKEKey: hk}
+	if err := s.RegisterAgent(ctx, again, hash); err != nil {
+		t.Fatalf("RegisterAgent again with the same keys: %v", err)
+	}
+	got, err := s.FindAgent(ctx, id)
+	if err != nil {
+		t.Fatalf("FindAgent: %v", err)
+	}
+	if got.Name != "runner-1b" || got.Version != "1.1" || !got.CreatedAt.Equal(created) || got.State != server.AgentEnabled {
+		t.Errorf("agent after re-registration = %+v, want new name/version, created %v, enabled", got, created)
+	}
+	if string(got.SigningKey) != string(sk) || string(got.HPKEKey) != string(hk) {
+		t.Errorf("stored keys changed")
+	}
+
+	// The same id with other keys is someone else.
+	otherSK, otherHK := agentKeys(9)
+	for _, tc := range []struct {
+		name     string
+		sk, hpke []byte
+	}{
+		{"other signing key", otherSK, hk},
+		{"other hpke key", sk, otherHK},
+		{"both keys other", otherSK, otherHK},
+	} {
+		err := s.RegisterAgent(ctx, &server.Agent{ID: id, Name: "impostor", SigningKey: tc.sk, HPKEKey: tc.hpke}, hash)
+		wantCode(t, "RegisterAgent("+tc.name+")", err, server.ECONFLICT)
+	}
+	if got, _ := s.FindAgent(ctx, id); got == nil || got.Name != "runner-1b" {
+		t.Errorf("a refused registration changed the agent: %+v", got)
+	}
+	// Even a known agent needs a valid token.
+	err = s.RegisterAgent(ctx, &server.Agent{ID: id, Name: "runner-1", SigningKey: sk, HPKEKey: hk}, bad[:])
+	wantCode(t, "RegisterAgent(known agent, bad token)", err, server.EUNAUTHORIZED)
+
+	_, err = s.FindAgent(ctx, uuid.NewString())
+	wantCode(t, "FindAgent(unknown)", err, server.ENOTFOUND)
+
+	second := &server.Agent{ID: uuid.NewString(), Name: "runner-2", SigningKey: otherSK, HPKEKey: otherHK}
+	if err := s.RegisterAgent(ctx, second, hash); err != nil {
+		t.Fatalf("RegisterAgent(second agent, same token): %v", err)
+	}
+	list, err := s.ListAgents(ctx)
+	if err != nil {
+		t.Fatalf("ListAgents: %v", err)
+	}
+	if len(list) != 2 || list[0].ID != id || list[1].ID != second.ID {
+		t.Errorf("ListAgents = %v, want [%s %s] oldest first", agentIDs(list), id, second.ID)
+	}
+
+	seen := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	if err := s.TouchAgent(ctx, id, seen); err != nil {
+		t.Fatalf("TouchAgent: %v", err)
+	}
+	if got, err := s.FindAgent(ctx, id); err != nil || !got.LastSeen.Equal(seen) {
+		t.Errorf("last_seen after TouchAgent = %v (err %v), want %v", got.LastSeen, err, seen)
+	}
+}
+
+func agentIDs(as []*server.Agent) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
+}
+
+func TestDataSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "data", "baton.db")
+	ctx := t.Context()
+
+	s1, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	run := diamond("keep")
+	if err := s1.CreateRun(ctx, run); err != nil {
+		t.Fatalf("CreateRun: %v", err)
+	}
+	hash := sha256.Sum256([]byte("brt_keep"))
+	if err := s1.CreateRegistrationToken(ctx, &server.RegistrationToken{Hash: hash[:]}); err != nil {
+		t.Fatal(err)
+	}
+	sk, hk := agentKeys(3)
+	agent := &server.Agent{ID: uuid.NewString(), Name: "keeper", SigningKey: sk, HPKEKey: hk}
+	if err := s1.RegisterAgent(ctx, agent, hash[:]); err != nil {
+		t.Fatal(err)
+	}
+	a := reserve(t, s1, agent.ID, "a")
+	if err := s1.AppendLog(ctx, a.ID, agent.ID, a.Attempt, 0, []byte("persisted\n")); err != nil {
+		t.Fatal(err)
+	}
+	migrations, err := store.CountRows(s1, "schema_migrations", "1 = 1")
+	if err != nil || migrations == 0 {
+		t.Fatalf("schema_migrations has %d rows (err %v)", migrations, err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	// Reopening must skip applied migrations: re-running 0001 would fail on
+	// CREATE TABLE, and would add rows to schema_migrations.
+	s2 := openStoreAt(t, path)
+	if n, err := store.CountRows(s2, "schema_migrations", "1 = 1"); err != nil || n != migrations {
+		t.Errorf("schema_migrations has %d rows after reopen (err %v), want %d", n, err, migrations)
+	}
+	got := checkStates(t, s2, run.ID, engine.RunRunning, map[string]engine.StepState{
+		"a": engine.StepRunning, "b": engine.StepPending, "c": engine.StepPending, "d": engine.StepPending,
+	})
+	if got.Project != "keep" || got.Runbook != run.Runbook || !got.CreatedAt.Equal(run.CreatedAt) {
+		t.Errorf("reopened run = project %q runbook %q created %v; want keep, %q, %v", got.Project, got.Runbook, got.CreatedAt, run.Runbook, run.CreatedAt)
+	}
+	if ga, err := s2.FindAgent(ctx, agent.ID); err != nil || ga.Name != "keeper" || string(ga.SigningKey) != string(sk) {
+		t.Errorf("reopened agent = %+v, %v", ga, err)
+	}
+	if log, err := s2.StepLog(ctx, run.ID, "a"); err != nil || string(log) != "persisted\n" {
+		t.Errorf("reopened log = %q, %v", log, err)
+	}
+	// The registration token survives too, and the run can go on.
+	if err := s2.RegisterAgent(ctx, &server.Agent{ID: agent.ID, Name: "keeper", SigningKey: sk, HPKEKey: hk}, hash[:]); err != nil {
+		t.Errorf("re-registering after reopen: %v", err)
+	}
+	complete(t, s2, a, 0, 2)
+}
