@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"crypto/ed25519"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,8 @@ type Server struct {
 	Logger      *slog.Logger
 	// UI serves the embedded web UI at /; nil serves nothing there.
 	UI http.Handler
+	// Ping, if set, is what /readyz checks (the database answers).
+	Ping func(context.Context) error
 
 	now func() time.Time
 }
@@ -41,10 +44,16 @@ func (s *Server) Router() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.Recoverer)
 
-	r.Get("/livez", s.probe)
-	r.Get("/readyz", s.probe)
+	r.Get("/livez", s.live)
+	r.Get("/readyz", s.ready)
 
 	r.Route("/api/v1", func(r chi.Router) {
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, server.Errorf(server.ENOTFOUND, "no API route %s", r.URL.Path))
+		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusMethodNotAllowed, protocol.Error{Error: r.Method + " is not allowed on " + r.URL.Path})
+		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAdmin)
 			r.Post("/registration-tokens", s.createRegistrationToken)
@@ -71,7 +80,22 @@ func (s *Server) Router() http.Handler {
 	return r
 }
 
-func (s *Server) probe(w http.ResponseWriter, r *http.Request) {
+// live answers while the process serves HTTP.
+func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
+}
+
+// ready answers 200 when the server can do its work: the database answers.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.Ping != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Ping(ctx); err != nil {
+			s.Logger.WarnContext(r.Context(), "not ready", slog.Any("err", err))
+			http.Error(w, "database not reachable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	s.live(w, r)
 }

@@ -90,6 +90,10 @@ func (s *Server) requireAgent(next http.Handler) http.Handler {
 			return
 		}
 		agent, err := s.Agents.FindAgent(r.Context(), id)
+		if err != nil && server.ErrorCode(err) != server.ENOTFOUND {
+			s.writeError(w, r, err)
+			return
+		}
 		if err != nil || agent.State != server.AgentEnabled {
 			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is not enabled", id))
 			return

@@ -52,6 +52,12 @@ func gormConfig() *gorm.Config {
 	}
 }
 
+// Ping checks that the database answers a query.
+func (s *DB) Ping(ctx context.Context) error {
+	var one int
+	return s.db.WithContext(ctx).Raw("SELECT 1").Scan(&one).Error
+}
+
 // Close closes the underlying connections.
 func (s *DB) Close() error {
 	sqlDB, err := s.db.DB()

@@ -79,7 +79,7 @@ func (m *Main) open(ctx context.Context) error {
 	srv := &api.Server{
 		Runs: m.db, Dispatch: m.db, Agents: m.db, AdminToken: adminToken, SigningKey: key,
 		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction},
-		Wake:        api.NewWake(), Logger: m.Logger, UI: ui.Handler(),
+		Wake:        api.NewWake(), Logger: m.Logger, UI: ui.Handler(), Ping: m.db.Ping,
 	}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
