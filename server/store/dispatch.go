@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -98,7 +99,7 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 		}).Error; err != nil {
 			return fmt.Errorf("complete step %s: %w", row.ID, err)
 		}
-		ready, err = s.advance(tx, row.RunID)
+		ready, err = s.advance(tx, row.RunID, row.Name)
 		return err
 	})
 	return ready, err
@@ -111,43 +112,103 @@ func sameResult(row *stepRow, res server.StepResult) bool {
 	return (row.ExitCode == nil || *row.ExitCode == *res.ExitCode) && row.Error == res.Error
 }
 
-// advance applies the engine's transitions to a run's steps and updates the
-// run state. It returns how many steps became Ready.
-func (s *DB) advance(tx *gorm.DB, runID string) (int, error) {
-	steps, err := s.runSteps(tx, runID)
-	if err != nil {
-		return 0, err
-	}
-	nodes := make([]engine.Node, len(steps))
-	states := make(map[string]engine.StepState, len(steps))
-	ids := make(map[string]string, len(steps))
-	for i, st := range steps {
-		nodes[i] = engine.Node{Name: st.Name, DependsOn: st.DependsOn}
-		states[st.Name] = st.State
-		ids[st.Name] = st.ID
-	}
+// advance applies the engine's transitions that follow from step `changed`
+// reaching a terminal state, then updates the run state. Only the pending
+// dependents of changed (and, as skips propagate, of the steps skipped) are
+// loaded, with the states of their dependencies, so completing a step costs
+// the same in a 10-step run and a 1,000-step one. It returns how many steps
+// became Ready.
+func (s *DB) advance(tx *gorm.DB, runID, changed string) (int, error) {
 	ready := 0
 	now := s.now()
-	for _, c := range engine.Advance(nodes, states) {
-		updates := map[string]any{"state": c.To}
-		if c.To == engine.StepSkipped {
-			updates["finished_at"] = now
+	for frontier := []string{changed}; len(frontier) > 0; {
+		var dependents []stepRow
+		if err := tx.Raw(`SELECT s.* FROM steps s JOIN step_deps d ON d.step_id = s.id
+			WHERE d.run_id = ? AND d.depends_on IN ? AND s.state = ?`, runID, frontier, engine.StepPending).
+			Scan(&dependents).Error; err != nil {
+			return 0, fmt.Errorf("dependents in run %s: %w", runID, err)
 		}
-		if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", ids[c.Step], c.From).Updates(updates).Error; err != nil {
-			return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
+		if len(dependents) == 0 {
+			break
 		}
-		states[c.Step] = c.To
-		if c.To == engine.StepReady {
-			ready++
+		nodes, states, ids, err := s.subgraph(tx, runID, dependents)
+		if err != nil {
+			return 0, err
+		}
+		frontier = frontier[:0]
+		for _, c := range engine.Advance(nodes, states) {
+			updates := map[string]any{"state": c.To}
+			if c.To == engine.StepSkipped {
+				updates["finished_at"] = now
+				frontier = append(frontier, c.Step)
+			}
+			if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", ids[c.Step], c.From).Updates(updates).Error; err != nil {
+				return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
+			}
+			if c.To == engine.StepReady {
+				ready++
+			}
 		}
 	}
-	runState := engine.RunStateOf(states)
+	if err := s.updateRunState(tx, runID, now); err != nil {
+		return 0, err
+	}
+	return ready, nil
+}
+
+// subgraph returns the engine's view of the given steps: them as nodes, and
+// their own and their dependencies' states.
+func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow) ([]engine.Node, map[string]engine.StepState, map[string]string, error) {
+	nodes := make([]engine.Node, 0, len(steps))
+	states := make(map[string]engine.StepState, len(steps)*2)
+	ids := make(map[string]string, len(steps))
+	var depNames []string
+	for i := range steps {
+		st, err := steps[i].domain()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("step %s: %w", steps[i].ID, err)
+		}
+		nodes = append(nodes, engine.Node{Name: st.Name, DependsOn: st.DependsOn})
+		states[st.Name] = st.State
+		ids[st.Name] = st.ID
+		depNames = append(depNames, st.DependsOn...)
+	}
+	var deps []struct {
+		Name  string
+		State string
+	}
+	if err := tx.Raw(`SELECT name, state FROM steps WHERE run_id = ? AND name IN ?`, runID, depNames).
+		Scan(&deps).Error; err != nil {
+		return nil, nil, nil, fmt.Errorf("dependency states in run %s: %w", runID, err)
+	}
+	for _, d := range deps {
+		if _, ok := states[d.Name]; !ok {
+			states[d.Name] = engine.StepState(d.State)
+		}
+	}
+	return nodes, states, ids, nil
+}
+
+// updateRunState derives the run state from counts of step states.
+func (s *DB) updateRunState(tx *gorm.DB, runID string, now time.Time) error {
+	var rows []struct {
+		State string
+		N     int
+	}
+	if err := tx.Raw(`SELECT state, COUNT(*) AS n FROM steps WHERE run_id = ? GROUP BY state`, runID).Scan(&rows).Error; err != nil {
+		return fmt.Errorf("count steps of run %s: %w", runID, err)
+	}
+	counts := make(map[engine.StepState]int, len(rows))
+	for _, r := range rows {
+		counts[engine.StepState(r.State)] = r.N
+	}
+	runState := engine.RunStateFromCounts(counts)
 	updates := map[string]any{"state": runState}
 	if runState.Terminal() {
 		updates["finished_at"] = now
 	}
 	if err := tx.Model(&runRow{}).Where("id = ?", runID).Updates(updates).Error; err != nil {
-		return 0, fmt.Errorf("run %s -> %s: %w", runID, runState, err)
+		return fmt.Errorf("run %s -> %s: %w", runID, runState, err)
 	}
-	return ready, nil
+	return nil
 }

@@ -51,6 +51,14 @@ type stepRow struct {
 
 func (stepRow) TableName() string { return "steps" }
 
+type stepDepRow struct {
+	RunID     string
+	DependsOn string
+	StepID    string
+}
+
+func (stepDepRow) TableName() string { return "step_deps" }
+
 type stepLogRow struct {
 	StepID     string
 	Attempt    int

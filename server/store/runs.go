@@ -59,6 +59,17 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		if err := tx.CreateInBatches(rows, 100).Error; err != nil {
 			return fmt.Errorf("insert steps: %w", err)
 		}
+		var deps []stepDepRow
+		for _, st := range run.Steps {
+			for _, d := range st.DependsOn {
+				deps = append(deps, stepDepRow{RunID: run.ID, DependsOn: d, StepID: st.ID})
+			}
+		}
+		if len(deps) > 0 {
+			if err := tx.CreateInBatches(deps, 300).Error; err != nil {
+				return fmt.Errorf("insert step dependencies: %w", err)
+			}
+		}
 		return nil
 	})
 }

@@ -756,3 +756,32 @@ func TestDataSurvivesReopen(t *testing.T) {
 	}
 	complete(t, s2, a, 0, 2)
 }
+
+// The store advances only the dependents of the step that ended; skips must
+// still propagate along chains and through steps reached by several paths,
+// and a step whose other dependency is unfinished must wait.
+func TestFailureSkipsTransitivelyAndJoinsWait(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+		{Name: "a", Command: "x"},
+		{Name: "x", Command: "x"},
+		{Name: "b", Command: "x", DependsOn: []string{"a"}},
+		{Name: "c", Command: "x", DependsOn: []string{"b"}},
+		{Name: "d", Command: "x", DependsOn: []string{"c", "a"}},
+		{Name: "e", Command: "x", DependsOn: []string{"x"}},
+		{Name: "f", Command: "x", DependsOn: []string{"e", "x"}},
+	}})
+	const P, R, N, S, F, K = engine.StepPending, engine.StepReady, engine.StepRunning, engine.StepSucceeded, engine.StepFailed, engine.StepSkipped
+	a := reserve(t, s, "ag", "a")
+	x := reserve(t, s, "ag", "x")
+	complete(t, s, a, 1, 0)
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{"a": F, "x": N, "b": K, "c": K, "d": K, "e": P, "f": P})
+	complete(t, s, x, 0, 1)
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{"a": F, "x": S, "b": K, "c": K, "d": K, "e": R, "f": P})
+	e := reserve(t, s, "ag", "e")
+	complete(t, s, e, 0, 1)
+	f := reserve(t, s, "ag", "f")
+	complete(t, s, f, 0, 0)
+	checkStates(t, s, run.ID, engine.RunFailed, map[string]engine.StepState{"a": F, "x": S, "b": K, "c": K, "d": K, "e": S, "f": S})
+}

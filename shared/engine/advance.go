@@ -66,18 +66,20 @@ func Advance(nodes []Node, states map[string]StepState) []Change {
 
 // RunStateOf derives the run state from its step states.
 func RunStateOf(states map[string]StepState) RunState {
-	started, open, failed, cancelled := false, false, false, false
-	for _, s := range states {
-		switch s {
-		case StepPending, StepReady:
-			open = true
-		case StepRunning:
-			open, started = true, true
-		case StepFailed:
-			failed, started = true, true
-		case StepCancelled:
-			cancelled, started = true, true
-		default:
+	counts := make(map[StepState]int, 7)
+	for _, st := range states {
+		counts[st]++
+	}
+	return RunStateFromCounts(counts)
+}
+
+// RunStateFromCounts derives the run state from how many steps are in each
+// state, so a store can count with one query instead of loading every step.
+func RunStateFromCounts(counts map[StepState]int) RunState {
+	open := counts[StepPending]+counts[StepReady]+counts[StepRunning] > 0
+	started := false
+	for st, n := range counts {
+		if n > 0 && st != StepPending && st != StepReady {
 			started = true
 		}
 	}
@@ -86,9 +88,9 @@ func RunStateOf(states map[string]StepState) RunState {
 		return RunPending
 	case open:
 		return RunRunning
-	case failed:
+	case counts[StepFailed] > 0:
 		return RunFailed
-	case cancelled:
+	case counts[StepCancelled] > 0:
 		return RunCancelled
 	default:
 		return RunSucceeded

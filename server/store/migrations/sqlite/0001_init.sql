@@ -35,6 +35,16 @@ CREATE TABLE steps (
     UNIQUE (run_id, name)
 );
 CREATE INDEX steps_ready ON steps(state, run_id, idx);
+CREATE INDEX steps_run_state ON steps(run_id, state);
+
+-- The DAG's edges, written once with the run, so that completing a step
+-- finds its dependents without loading the whole run.
+CREATE TABLE step_deps (
+    run_id     TEXT NOT NULL REFERENCES runs(id),
+    depends_on TEXT NOT NULL,
+    step_id    TEXT NOT NULL REFERENCES steps(id),
+    PRIMARY KEY (run_id, depends_on, step_id)
+);
 
 CREATE TABLE step_logs (
     step_id TEXT NOT NULL REFERENCES steps(id),
