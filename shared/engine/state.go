@@ -70,3 +70,30 @@ func RunStates() []RunState {
 func (s RunState) Terminal() bool {
 	return s == RunSucceeded || s == RunFailed || s == RunCancelled
 }
+
+// Reason classifies why a step attempt failed; retry policies choose which
+// reasons to retry.
+type Reason string
+
+const (
+	ReasonExitCode  Reason = "exit_code"  // the command exited non-zero
+	ReasonTimeout   Reason = "timeout"    // the step ran past its timeout
+	ReasonAgentLost Reason = "agent_lost" // the agent stopped answering
+	ReasonInfra     Reason = "infra"      // the step could not run: image missing, Docker down, ...
+	ReasonCancelled Reason = "cancelled"  // a person or the agent's shutdown stopped it
+)
+
+// Reasons lists the failure reasons.
+func Reasons() []Reason {
+	return []Reason{ReasonExitCode, ReasonTimeout, ReasonAgentLost, ReasonInfra, ReasonCancelled}
+}
+
+// Valid reports whether r is one of Reasons.
+func (r Reason) Valid() bool {
+	for _, v := range Reasons() {
+		if r == v {
+			return true
+		}
+	}
+	return false
+}

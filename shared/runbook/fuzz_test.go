@@ -29,7 +29,7 @@ func checkRunbook(rb *runbook.Runbook) string {
 			return fmt.Sprintf("step %d has no name", i)
 		case len(s.Name) > runbook.MaxNameLength:
 			return fmt.Sprintf("step %d name is %d bytes long", i, len(s.Name))
-		case strings.TrimSpace(s.Command) == "":
+		case strings.TrimSpace(s.Command) == "" && len(s.Args) == 0:
 			return fmt.Sprintf("step %q has no command", s.Name)
 		case s.Pos.Line < 1 || s.Pos.Column < 1:
 			return fmt.Sprintf("step %q has position %+v", s.Name, s.Pos)

@@ -5,8 +5,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/baton-ci/baton/shared/engine"
 )
 
 // Limits that keep a server safe from hostile runbooks.
@@ -14,6 +17,9 @@ const (
 	MaxSize       = 1 << 20 // bytes of runbook text
 	MaxSteps      = 1000
 	MaxNameLength = 100
+	MaxTimeout    = 24 * time.Hour
+	MaxRetries    = 10
+	MaxRetryDelay = time.Hour
 )
 
 var (
@@ -67,10 +73,12 @@ func (p *parser) parse(text []byte) *Runbook {
 		return rb
 	}
 	var stepsNode *yaml.Node
-	p.fields(root, "runbook", []string{"name", "global", "steps"}, func(key string, k, v *yaml.Node) {
+	p.fields(root, "runbook", []string{"name", "description", "global", "steps"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			rb.Name = p.scalar(v, "name")
+		case "description":
+			rb.Description = p.scalar(v, "description")
 		case "global":
 			p.global(v, &rb.Global)
 		case "steps":
@@ -101,12 +109,14 @@ func (p *parser) global(n *yaml.Node, g *Global) {
 	if !p.expect(n, yaml.MappingNode, "global") {
 		return
 	}
-	p.fields(n, "global", []string{"env", "image"}, func(key string, k, v *yaml.Node) {
+	p.fields(n, "global", []string{"env", "image", "timeout"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "env":
 			g.Env = p.env(v, "global.env")
 		case "image":
 			g.Image = p.scalar(v, "global.image")
+		case "timeout":
+			g.Timeout = p.duration(v, "global.timeout", time.Second, MaxTimeout)
 		}
 	})
 }
@@ -119,14 +129,22 @@ func (p *parser) step(n *yaml.Node) Step {
 	// badName and badCommand: a value that is not a string was reported
 	// already; do not also report it as missing.
 	var hasCommand, badName, badCommand bool
-	p.fields(n, "step", []string{"name", "command", "image", "depends_on", "env"}, func(key string, k, v *yaml.Node) {
+	p.fields(n, "step", []string{"name", "command", "image", "depends_on", "env", "timeout", "retry"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			badName = deref(v).Kind != yaml.ScalarNode
 			s.Name = p.scalar(v, "step name")
 		case "command":
 			hasCommand = true
-			badCommand = deref(v).Kind != yaml.ScalarNode
+			if deref(v).Kind == yaml.SequenceNode {
+				s.Args = p.args(v)
+				badCommand = s.Args == nil
+				break
+			}
+			if badCommand = deref(v).Kind != yaml.ScalarNode; badCommand {
+				p.errorf(v, "command must be a string (run with sh -c) or a list (program and arguments, no shell)")
+				break
+			}
 			s.Command = p.scalar(v, "command")
 		case "image":
 			s.Image = p.scalar(v, "image")
@@ -134,6 +152,10 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.DependsOn = p.names(v)
 		case "env":
 			s.Env = p.env(v, "env")
+		case "timeout":
+			s.Timeout = p.duration(v, "timeout", time.Second, MaxTimeout)
+		case "retry":
+			s.Retry = p.retry(v)
 		}
 	})
 	label := "step"
@@ -148,10 +170,106 @@ func (p *parser) step(n *yaml.Node) Step {
 	default:
 		label = fmt.Sprintf("step %q", s.Name)
 	}
-	if !badCommand && (!hasCommand || strings.TrimSpace(s.Command) == "") {
+	if !badCommand && (!hasCommand || (s.Args == nil && strings.TrimSpace(s.Command) == "")) {
 		p.errorf(n, "%s has no command: add command: <shell command>", label)
 	}
 	return s
+}
+
+// args reads the exec form of command: a non-empty list of strings.
+func (p *parser) args(n *yaml.Node) []string {
+	n = deref(n)
+	if len(n.Content) == 0 {
+		p.errorf(n, "command list is empty: give the program and its arguments, or a string for sh -c")
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, c := range n.Content {
+		if deref(c).Kind != yaml.ScalarNode {
+			p.errorf(c, "command list entries must be strings")
+			return nil
+		}
+		out = append(out, deref(c).Value)
+	}
+	return out
+}
+
+// duration reads a Go duration such as 90s or 1h30m within [least, most].
+func (p *parser) duration(n *yaml.Node, what string, least, most time.Duration) time.Duration {
+	v := p.scalar(n, what)
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.errorf(n, "%s %q is not a duration: use a Go duration such as 30s, 5m or 1h30m", what, v)
+		return 0
+	}
+	if d < least || d > most {
+		p.errorf(n, "%s %s is out of range: use %s to %s", what, d, least, most)
+		return 0
+	}
+	return d
+}
+
+// retry reads retry: either a number of retries, or a mapping with max,
+// delay, backoff and on.
+func (p *parser) retry(n *yaml.Node) Retry {
+	r := Retry{On: DefaultRetryOn()}
+	if v := deref(n); v.Kind == yaml.ScalarNode {
+		r.Max = p.retryMax(n, "retry")
+		return r
+	}
+	if !p.expect(n, yaml.MappingNode, "retry") {
+		return r
+	}
+	p.fields(n, "retry", []string{"max", "delay", "backoff", "on"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "max":
+			r.Max = p.retryMax(v, "retry.max")
+		case "delay":
+			r.Delay = p.duration(v, "retry.delay", 0, MaxRetryDelay)
+		case "backoff":
+			switch b := p.scalar(v, "retry.backoff"); b {
+			case "constant":
+			case "exponential":
+				r.Exponential = true
+			default:
+				p.errorf(v, "retry.backoff %q: use constant or exponential", b)
+			}
+		case "on":
+			r.On = p.reasons(v)
+		}
+	})
+	return r
+}
+
+func (p *parser) retryMax(n *yaml.Node, what string) int {
+	v := p.scalar(n, what)
+	var max int
+	if _, err := fmt.Sscan(v, &max); err != nil || fmt.Sprint(max) != v || max < 0 || max > MaxRetries {
+		p.errorf(n, "%s %q: give the number of retries, 0 to %d", what, v, MaxRetries)
+		return 0
+	}
+	return max
+}
+
+func (p *parser) reasons(n *yaml.Node) []engine.Reason {
+	var out []engine.Reason
+	for _, name := range p.names(n) {
+		r := engine.Reason(name)
+		if !r.Valid() || r == engine.ReasonCancelled {
+			valid := DefaultRetryOn()
+			list := make([]string, len(valid))
+			for i, v := range valid {
+				list[i] = string(v)
+			}
+			p.errorf(n, "retry.on %q is not a failure reason that can be retried: use %s", name, strings.Join(list, ", "))
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // names reads depends_on: a list of step names, or a single name.

@@ -347,7 +347,7 @@ func TestParseErrorContents(t *testing.T) {
 		{"bad_env_name.yml", []string{"bad_env_name.yml:3:5: ", `"MY-VAR"`, "bad_env_name.yml:8:7: ", `"1ST"`}},
 		{"bad_step_name.yml", []string{"bad_step_name.yml:2:5: ", `"build app"`, "bad_step_name.yml:4:5: ", `"-test"`}},
 		{"yaml_syntax.yml", []string{"yaml_syntax.yml:3: invalid YAML"}},
-		{"many_errors.yml", []string{"6 problems:\n", "many_errors.yml:3:3: ", "did you mean image?", "many_errors.yml:15:5: "}},
+		{"many_errors.yml", []string{"6 problems:\n", "many_errors.yml:3:3: ", "did you mean image?", "many_errors.yml:15:14: "}},
 		{"command_not_string.yml", []string{"command_not_string.yml:3:14: command must be a string"}},
 	}
 	for _, tt := range tests {

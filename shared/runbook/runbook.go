@@ -2,28 +2,43 @@
 // validation of the step graph (unique names, known dependencies, no cycles).
 package runbook
 
-import "github.com/baton-ci/baton/shared/engine"
+import (
+	"time"
+
+	"github.com/baton-ci/baton/shared/engine"
+)
+
+// DefaultTimeout is how long a step may run when neither it nor global sets
+// a timeout.
+const DefaultTimeout = time.Hour
 
 // Runbook is a parsed runbook.yml.
 type Runbook struct {
-	Name   string `yaml:"name"`
-	Global Global `yaml:"global"`
-	Steps  []Step `yaml:"steps"`
+	Name        string
+	Description string
+	Global      Global
+	Steps       []Step
 }
 
 // Global holds defaults that apply to every step.
 type Global struct {
-	Env   map[string]string `yaml:"env"`
-	Image string            `yaml:"image"`
+	Env     map[string]string
+	Image   string
+	Timeout time.Duration
 }
 
 // Step is one unit of work, run in its own container.
 type Step struct {
-	Name      string            `yaml:"name"`
-	Command   string            `yaml:"command"`
-	Image     string            `yaml:"image"`
-	DependsOn []string          `yaml:"depends_on"`
-	Env       map[string]string `yaml:"env"`
+	Name string
+	// Command is run with sh -c; Args, when set instead, is run as is
+	// (exec form, no shell).
+	Command   string
+	Args      []string
+	Image     string
+	DependsOn []string
+	Env       map[string]string
+	Timeout   time.Duration
+	Retry     Retry
 
 	// Pos is where the step starts in the source.
 	Pos Pos `yaml:"-"`
@@ -33,6 +48,35 @@ type Step struct {
 type Pos struct {
 	Line   int
 	Column int
+}
+
+// Retry says how often a failed step is tried again.
+type Retry struct {
+	// Max is the number of retries after the first attempt (0: none).
+	Max int
+	// Delay is the pause before the first retry.
+	Delay time.Duration
+	// Exponential doubles the delay before each further retry.
+	Exponential bool
+	// On lists the failure reasons that are retried.
+	On []engine.Reason
+}
+
+// DefaultRetryOn is what retry.on is when a runbook does not say: every
+// reason except a deliberate cancel.
+func DefaultRetryOn() []engine.Reason {
+	return []engine.Reason{engine.ReasonExitCode, engine.ReasonTimeout, engine.ReasonAgentLost, engine.ReasonInfra}
+}
+
+// TimeoutFor returns the step's timeout, else global.timeout, else DefaultTimeout.
+func (rb *Runbook) TimeoutFor(s Step) time.Duration {
+	switch {
+	case s.Timeout > 0:
+		return s.Timeout
+	case rb.Global.Timeout > 0:
+		return rb.Global.Timeout
+	}
+	return DefaultTimeout
 }
 
 // ImageFor returns the step's image, falling back to global.image. An empty
