@@ -30,8 +30,9 @@ type StepSpec struct {
 	StepID   string
 	StepName string
 	Attempt  int
-	Image    string // empty: the executor's default image
-	Command  string // run with sh -c
+	Image    string   // empty: the executor's default image
+	Command  string   // run with sh -c ...
+	Args     []string // ... or, when set, run as is
 	Env      map[string]string
 }
 
@@ -106,7 +107,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Steps run on their own context: shutdown stops taking work, it does
 	// not kill steps; eviction does.
 	stepCtx, killSteps := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer killSteps(errors.New("agent stopped"))
+	defer killSteps(&stoppedError{"agent stopped"})
 	msgs := make(chan any)
 	running := 0
 	reserving := false
@@ -153,7 +154,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				eviction = time.After(a.remote.EvictionTime)
 			}
 		case <-eviction:
-			killSteps(fmt.Errorf("agent shut down: eviction time %s passed", a.remote.EvictionTime))
+			killSteps(&stoppedError{fmt.Sprintf("agent shut down: eviction time %s passed", a.remote.EvictionTime)})
 		}
 	}
 }
@@ -201,6 +202,11 @@ func (a *Agent) reserve(ctx context.Context, failures int, msgs chan<- any) {
 	asg, err := a.Client.Reserve(ctx, a.Config.ReserveWait)
 	msgs <- reserved{a: asg, err: err}
 }
+
+// stoppedError is the cancel cause of steps the agent itself stops.
+type stoppedError struct{ msg string }
+
+func (e *stoppedError) Error() string { return e.msg }
 
 // Refusal is an error the server answered deliberately (4xx): retrying the
 // same request soon will not help.

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/baton-ci/baton/shared/engine"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
@@ -23,16 +25,19 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	started := time.Now()
 
 	out := newLogStream(context.WithoutCancel(ctx), a.Client, asg.StepID, asg.Attempt, log)
-	code, err := a.Executor.Execute(ctx, StepSpec{
+	execCtx, cancelExec := ctx, context.CancelFunc(func() {})
+	if asg.Timeout > 0 {
+		execCtx, cancelExec = context.WithTimeoutCause(ctx, asg.Timeout, &timeoutError{asg.Timeout})
+	}
+	code, err := a.Executor.Execute(execCtx, StepSpec{
 		RunID: asg.RunID, StepID: asg.StepID, StepName: asg.StepName, Attempt: asg.Attempt,
-		Image: asg.Image, Command: asg.Command, Env: asg.Env,
+		Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: asg.Env,
 	}, out)
-	res := protocol.StepResult{Attempt: asg.Attempt}
+	cancelExec()
+	res := resultOf(code, err)
+	res.Attempt = asg.Attempt
 	if err != nil {
-		res.Error = err.Error()
-		fmt.Fprintf(out, "\nbaton: step could not run: %v\n", err)
-	} else {
-		res.ExitCode = &code
+		fmt.Fprintf(out, "\nbaton: %s\n", res.Error)
 	}
 	out.Close()
 
@@ -58,8 +63,30 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	attrs := []any{slog.Duration("took", time.Since(started).Round(time.Millisecond))}
 	if res.ExitCode != nil {
 		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
-	} else {
-		attrs = append(attrs, slog.String("error", res.Error))
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, slog.String("reason", string(res.Reason)), slog.String("error", res.Error))
 	}
 	log.Info("step finished", attrs...)
+}
+
+// timeoutError is the cancel cause of a step that ran past its timeout.
+type timeoutError struct{ after time.Duration }
+
+func (e *timeoutError) Error() string { return fmt.Sprintf("step timed out after %s", e.after) }
+
+// resultOf classifies what Execute returned.
+func resultOf(code int, err error) protocol.StepResult {
+	var timeout *timeoutError
+	switch {
+	case err == nil && code == 0:
+		return protocol.StepResult{ExitCode: &code}
+	case err == nil:
+		return protocol.StepResult{ExitCode: &code, Reason: engine.ReasonExitCode}
+	case errors.As(err, &timeout):
+		return protocol.StepResult{Reason: engine.ReasonTimeout, Error: timeout.Error()}
+	case errors.Is(err, context.Canceled) || errors.As(err, new(*stoppedError)):
+		return protocol.StepResult{Reason: engine.ReasonCancelled, Error: err.Error()}
+	}
+	return protocol.StepResult{Reason: engine.ReasonInfra, Error: "step could not run: " + err.Error()}
 }

@@ -35,14 +35,58 @@ type Step struct {
 	Index      int
 	Image      string
 	Command    string
+	Args       []string
 	Env        map[string]string
 	DependsOn  []string
+	Timeout    time.Duration
+	Retry      RetryPolicy
 	State      engine.StepState
 	ExitCode   *int
+	Reason     engine.Reason
 	Error      string
 	AgentID    string
 	Attempt    int
 	StartedAt  *time.Time
+	FinishedAt *time.Time
+	// Attempts is filled by FindRun: every try, oldest first.
+	Attempts []Attempt
+}
+
+// RetryPolicy says when a failed attempt is tried again.
+type RetryPolicy struct {
+	Max         int             `json:"max,omitempty"`
+	Delay       time.Duration   `json:"delay,omitempty"`
+	Exponential bool            `json:"exponential,omitempty"`
+	On          []engine.Reason `json:"on,omitempty"`
+}
+
+// Retries reports whether a failure of attempt (1-based) for reason gets
+// another attempt, and after what delay.
+func (p RetryPolicy) Retries(attempt int, reason engine.Reason) (time.Duration, bool) {
+	if attempt > p.Max {
+		return 0, false
+	}
+	for _, r := range p.On {
+		if r == reason {
+			delay := p.Delay
+			if p.Exponential {
+				delay <<= min(attempt-1, 20)
+			}
+			return delay, true
+		}
+	}
+	return 0, false
+}
+
+// Attempt is one try of a step.
+type Attempt struct {
+	Attempt    int
+	AgentID    string
+	State      engine.StepState
+	ExitCode   *int
+	Reason     engine.Reason
+	Error      string
+	StartedAt  time.Time
 	FinishedAt *time.Time
 }
 
@@ -52,6 +96,7 @@ type StepResult struct {
 	AgentID  string
 	Attempt  int
 	ExitCode *int
+	Reason   engine.Reason // empty: derived from ExitCode and Error
 	Error    string
 }
 
@@ -62,8 +107,9 @@ type RunStore interface {
 	CreateRun(ctx context.Context, run *Run) error
 	// FindRun returns a run with its steps, or ENOTFOUND.
 	FindRun(ctx context.Context, id string) (*Run, error)
-	// StepLog returns the stored output of a run's step, or ENOTFOUND.
-	StepLog(ctx context.Context, runID, stepName string) ([]byte, error)
+	// StepLog returns the stored output of one attempt of a run's step (0:
+	// the latest), or ENOTFOUND.
+	StepLog(ctx context.Context, runID, stepName string, attempt int) ([]byte, error)
 }
 
 // Dispatcher hands Ready steps to agents and records what they report.
@@ -71,10 +117,14 @@ type Dispatcher interface {
 	// ReserveStep atomically moves one Ready step to Running for agentID.
 	// It returns nil, nil when no step is Ready.
 	ReserveStep(ctx context.Context, agentID string) (*Step, *Run, error)
+	// NextRetryAt returns when the earliest step waiting out a retry delay
+	// becomes reservable, or the zero time when none waits.
+	NextRetryAt(ctx context.Context) (time.Time, error)
 	// AppendLog stores a chunk of a running step's output at a byte offset;
 	// a chunk already stored at that offset is ignored.
 	AppendLog(ctx context.Context, stepID, agentID string, attempt int, offset int64, data []byte) error
-	// CompleteStep records a result and advances the DAG in one transaction.
-	// It reports how many steps became Ready.
+	// CompleteStep records a result and, in the same transaction, either
+	// schedules a retry or advances the DAG. It reports how many steps
+	// became Ready (a scheduled retry counts).
 	CompleteStep(ctx context.Context, res StepResult) (int, error)
 }

@@ -144,6 +144,14 @@ func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 	return code, nil
 }
 
+// command is the container's command: the exec form as is, else sh -c.
+func command(spec agent.StepSpec) []string {
+	if len(spec.Args) > 0 {
+		return spec.Args
+	}
+	return []string{"sh", "-c", spec.Command}
+}
+
 // containerName is unique per step attempt on this host.
 func containerName(spec agent.StepSpec) string {
 	return fmt.Sprintf("baton-%s-%d", spec.StepID, spec.Attempt)
@@ -178,7 +186,7 @@ func (e *Executor) config(spec agent.StepSpec, image string) *container.Config {
 		fmt.Sprintf("BATON_STEP_ATTEMPT=%d", spec.Attempt))
 	return &container.Config{
 		Image: image,
-		Cmd:   []string{"sh", "-c", spec.Command},
+		Cmd:   command(spec),
 		Env:   env,
 		Labels: map[string]string{
 			LabelAgent: e.opts.AgentID, LabelRun: spec.RunID, LabelStep: spec.StepID,
@@ -190,7 +198,9 @@ func (e *Executor) config(spec agent.StepSpec, image string) *container.Config {
 // hostConfig is least privilege by default: no capabilities, no privilege
 // escalation, bounded processes, memory without swap, and CPU.
 func (e *Executor) hostConfig() *container.HostConfig {
+	init := true // a real PID 1 forwards SIGTERM and reaps zombies
 	hc := &container.HostConfig{
+		Init:        &init,
 		NetworkMode: container.NetworkMode(e.opts.Network),
 		CapDrop:     []string{"ALL"},
 		SecurityOpt: []string{"no-new-privileges:true"},

@@ -54,11 +54,16 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
 			writeJSON(w, http.StatusOK, protocol.Assignment{
 				StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
-				Image: step.Image, Command: step.Command, Env: step.Env,
+				Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Timeout: step.Timeout,
 			})
 			return
 		}
-		rescan := time.NewTimer(rescanEvery/2 + rand.N(rescanEvery))
+		pause := rescanEvery/2 + rand.N(rescanEvery)
+		// A step waiting out a retry delay wakes nobody: wait for it too.
+		if next, err := s.Dispatch.NextRetryAt(ctx); err == nil && !next.IsZero() {
+			pause = min(pause, max(time.Until(next), time.Millisecond))
+		}
+		rescan := time.NewTimer(pause)
 		select {
 		case <-woken:
 		case <-rescan.C:
@@ -107,10 +112,14 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if res.Reason != "" && !res.Reason.Valid() {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "reason %q is not a failure reason", res.Reason))
+		return
+	}
 	agent := agentFrom(r.Context())
 	stepID := chi.URLParam(r, "id")
 	ready, err := s.Dispatch.CompleteStep(r.Context(), server.StepResult{
-		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ExitCode: res.ExitCode, Error: res.Error,
+		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ExitCode: res.ExitCode, Reason: res.Reason, Error: res.Error,
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -122,6 +131,9 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	attrs := []any{slog.String("step_id", stepID), slog.String("agent_id", agent.ID), slog.Int("attempt", res.Attempt)}
 	if res.ExitCode != nil {
 		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, slog.String("reason", string(res.Reason)))
 	}
 	if res.Error != "" {
 		attrs = append(attrs, slog.String("error", res.Error))

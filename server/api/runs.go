@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -44,7 +45,9 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	run := &server.Run{Project: req.Project, Name: rb.Name, Runbook: req.Runbook}
 	for _, st := range rb.Steps {
 		run.Steps = append(run.Steps, &server.Step{
-			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Env: rb.EnvFor(st), DependsOn: st.DependsOn,
+			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Args: st.Args, Env: rb.EnvFor(st),
+			DependsOn: st.DependsOn, Timeout: rb.TimeoutFor(st),
+			Retry: server.RetryPolicy{Max: st.Retry.Max, Delay: st.Retry.Delay, Exponential: st.Retry.Exponential, On: st.Retry.On},
 		})
 	}
 	if err := s.Runs.CreateRun(r.Context(), run); err != nil {
@@ -84,7 +87,16 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getStepLog(w http.ResponseWriter, r *http.Request) {
-	log, err := s.Runs.StepLog(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "name"))
+	attempt := 0
+	if v := r.URL.Query().Get("attempt"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			s.writeError(w, r, server.Errorf(server.EINVALID, "attempt %q: use a positive number", v))
+			return
+		}
+		attempt = n
+	}
+	log, err := s.Runs.StepLog(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "name"), attempt)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -106,8 +118,15 @@ func runView(run *server.Run) protocol.Run {
 			deps = []string{}
 		}
 		v.Steps[i] = protocol.Step{
-			Name: st.Name, State: st.State, DependsOn: deps, Image: st.Image, ExitCode: st.ExitCode, Error: st.Error,
-			Attempt: st.Attempt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, AgentID: st.AgentID,
+			Name: st.Name, State: st.State, DependsOn: deps, Image: st.Image, ExitCode: st.ExitCode, Reason: st.Reason,
+			Error: st.Error, Attempt: st.Attempt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, AgentID: st.AgentID,
+			Attempts: make([]protocol.Attempt, len(st.Attempts)),
+		}
+		for j, a := range st.Attempts {
+			v.Steps[i].Attempts[j] = protocol.Attempt{
+				Attempt: a.Attempt, State: a.State, AgentID: a.AgentID, ExitCode: a.ExitCode, Reason: a.Reason,
+				Error: a.Error, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt,
+			}
 		}
 	}
 	return v

@@ -207,9 +207,19 @@ func (s *server) registrationToken(t *testing.T) string {
 }
 
 type stepView struct {
-	Name       string     `json:"name"`
-	State      string     `json:"state"`
-	ExitCode   *int       `json:"exit_code"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	ExitCode *int   `json:"exit_code"`
+	Reason   string `json:"reason"`
+	Attempt  int    `json:"attempt"`
+	Attempts []struct {
+		Attempt    int        `json:"attempt"`
+		State      string     `json:"state"`
+		ExitCode   *int       `json:"exit_code"`
+		Reason     string     `json:"reason"`
+		StartedAt  time.Time  `json:"started_at"`
+		FinishedAt *time.Time `json:"finished_at"`
+	} `json:"attempts"`
 	Error      string     `json:"error"`
 	StartedAt  *time.Time `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,19 +13,20 @@ import (
 	"github.com/baton-ci/baton/shared/engine"
 )
 
-// ReserveStep moves the oldest Ready step to Running for agentID with one
-// conditional UPDATE, so two agents can never take the same step, and marks
-// its run running.
+// ReserveStep moves the oldest reservable Ready step to Running for agentID
+// with one conditional UPDATE, so two agents can never take the same step,
+// records the attempt, and marks the run running.
 func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *server.Run, error) {
 	var step *server.Step
 	var run *server.Run
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := s.now()
 		var rows []stepRow
-		err := tx.Raw(`UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL, exit_code = NULL, error = ''
-			WHERE id = (SELECT id FROM steps WHERE state = ? ORDER BY run_id, idx LIMIT 1) AND state = ?
+		err := tx.Raw(`UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
+				exit_code = NULL, reason = '', error = '', not_before = 0
+			WHERE id = (SELECT id FROM steps WHERE state = ? AND not_before <= ? ORDER BY run_id, idx LIMIT 1) AND state = ?
 			RETURNING *`,
-			engine.StepRunning, agentID, now, engine.StepReady, engine.StepReady).Scan(&rows).Error
+			engine.StepRunning, agentID, now, engine.StepReady, now.UnixMilli(), engine.StepReady).Scan(&rows).Error
 		if err != nil {
 			return fmt.Errorf("reserve step: %w", err)
 		}
@@ -33,6 +35,11 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *se
 		}
 		if step, err = rows[0].domain(); err != nil {
 			return err
+		}
+		att := attemptRow{StepID: step.ID, Attempt: step.Attempt, RunID: step.RunID, AgentID: agentID,
+			State: string(engine.StepRunning), StartedAt: now}
+		if err := tx.Create(&att).Error; err != nil {
+			return fmt.Errorf("record attempt %d of step %s: %w", step.Attempt, step.ID, err)
 		}
 		if err := tx.Model(&runRow{}).Where("id = ? AND state = ?", step.RunID, engine.RunPending).
 			Updates(map[string]any{"state": engine.RunRunning, "started_at": now}).Error; err != nil {
@@ -45,6 +52,20 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *se
 		return nil, nil, err
 	}
 	return step, run, nil
+}
+
+// NextRetryAt returns when the earliest Ready step held back by a retry
+// delay becomes reservable; the zero time when there is none.
+func (s *DB) NextRetryAt(ctx context.Context) (time.Time, error) {
+	var next []int64
+	if err := s.db.WithContext(ctx).Raw(`SELECT MIN(not_before) FROM steps WHERE state = ? AND not_before > ?`,
+		engine.StepReady, s.now().UnixMilli()).Scan(&next).Error; err != nil {
+		return time.Time{}, fmt.Errorf("next retry: %w", err)
+	}
+	if len(next) == 0 || next[0] == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(next[0]).UTC(), nil
 }
 
 // AppendLog stores a chunk of output for the agent's current attempt of a
@@ -76,28 +97,62 @@ func (s *DB) ownedStep(tx *gorm.DB, stepID, agentID string, attempt int) (*stepR
 	return &row, nil
 }
 
-// CompleteStep records the result, then advances the DAG and the run state in
-// the same transaction. Repeating the report of an already recorded result is
-// acknowledged without change.
+// CompleteStep records the result of an attempt, then, in the same
+// transaction, either makes the step Ready again for a retry (its policy
+// allows one for this failure) or advances the DAG and the run state.
+// Repeating the report of an attempt already recorded with the same result
+// is acknowledged without change; a different one is ECONFLICT.
 func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, error) {
 	ready := 0
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		row, err := s.ownedStep(tx, res.StepID, res.AgentID, res.Attempt)
-		if err != nil {
-			if row != nil && engine.StepState(row.State).Terminal() && sameResult(row, res) {
+		var att attemptRow
+		if err := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; err != nil {
+			if !errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, err)
+			}
+			_, err := s.ownedStep(tx, res.StepID, res.AgentID, res.Attempt)
+			return err // ENOTFOUND for an unknown step, else ECONFLICT
+		}
+		if att.AgentID != res.AgentID {
+			return server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", res.StepID, res.Attempt)
+		}
+		state, reason := outcome(res)
+		if att.FinishedAt != nil {
+			if att.State == string(state) && att.Reason == string(reason) && att.Error == res.Error && sameCode(att.ExitCode, res.ExitCode) {
 				return nil // a retried report
 			}
+			return server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
+		}
+		row, err := s.ownedStep(tx, res.StepID, res.AgentID, res.Attempt)
+		if err != nil {
 			return err
 		}
 		now := s.now()
-		state := engine.StepFailed
-		if res.ExitCode != nil && *res.ExitCode == 0 && res.Error == "" {
-			state = engine.StepSucceeded
-		}
-		if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(map[string]any{
-			"state": state, "exit_code": res.ExitCode, "error": res.Error, "finished_at": now,
+		if err := tx.Model(&attemptRow{}).Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Updates(map[string]any{
+			"state": state, "exit_code": res.ExitCode, "reason": reason, "error": res.Error, "finished_at": now,
 		}).Error; err != nil {
+			return fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
+		}
+		step, err := row.domain()
+		if err != nil {
+			return err
+		}
+		updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": res.Error, "finished_at": now}
+		delay, retry := time.Duration(0), false
+		if state == engine.StepFailed {
+			delay, retry = step.Retry.Retries(res.Attempt, reason)
+		}
+		if retry {
+			updates["state"] = engine.StepReady
+			updates["finished_at"] = nil
+			updates["not_before"] = now.Add(delay).UnixMilli()
+		}
+		if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(updates).Error; err != nil {
 			return fmt.Errorf("complete step %s: %w", row.ID, err)
+		}
+		if retry {
+			ready = 1
+			return nil
 		}
 		ready, err = s.advance(tx, row.RunID, row.Name)
 		return err
@@ -105,11 +160,21 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 	return ready, err
 }
 
-func sameResult(row *stepRow, res server.StepResult) bool {
-	if (row.ExitCode == nil) != (res.ExitCode == nil) {
-		return false
+// outcome is the step state and failure reason a result stands for.
+func outcome(res server.StepResult) (engine.StepState, engine.Reason) {
+	switch {
+	case res.ExitCode != nil && *res.ExitCode == 0 && res.Error == "" && res.Reason == "":
+		return engine.StepSucceeded, ""
+	case res.Reason != "":
+		return engine.StepFailed, res.Reason
+	case res.ExitCode != nil:
+		return engine.StepFailed, engine.ReasonExitCode
 	}
-	return (row.ExitCode == nil || *row.ExitCode == *res.ExitCode) && row.Error == res.Error
+	return engine.StepFailed, engine.ReasonInfra
+}
+
+func sameCode(a, b *int) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
 // advance applies the engine's transitions that follow from step `changed`

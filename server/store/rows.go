@@ -38,18 +38,45 @@ type stepRow struct {
 	Idx        int
 	Image      string
 	Command    string
+	Args       string
 	Env        string
 	DependsOn  string
+	TimeoutMs  int64
+	Retry      string
 	State      string
 	ExitCode   *int
+	Reason     string
 	Error      string
 	AgentID    string
 	Attempt    int
+	NotBefore  int64
 	StartedAt  *time.Time
 	FinishedAt *time.Time
 }
 
 func (stepRow) TableName() string { return "steps" }
+
+type attemptRow struct {
+	StepID     string
+	Attempt    int
+	RunID      string
+	AgentID    string
+	State      string
+	ExitCode   *int
+	Reason     string
+	Error      string
+	StartedAt  time.Time
+	FinishedAt *time.Time
+}
+
+func (attemptRow) TableName() string { return "step_attempts" }
+
+func (r *attemptRow) domain() server.Attempt {
+	return server.Attempt{
+		Attempt: r.Attempt, AgentID: r.AgentID, State: engine.StepState(r.State), ExitCode: r.ExitCode,
+		Reason: engine.Reason(r.Reason), Error: r.Error, StartedAt: r.StartedAt.UTC(), FinishedAt: utcPtr(r.FinishedAt),
+	}
+}
 
 type stepDepRow struct {
 	RunID     string
@@ -92,14 +119,17 @@ func (registrationTokenRow) TableName() string { return "registration_tokens" }
 func (r *stepRow) domain() (*server.Step, error) {
 	s := &server.Step{
 		ID: r.ID, RunID: r.RunID, Name: r.Name, Index: r.Idx, Image: r.Image, Command: r.Command,
-		State: engine.StepState(r.State), ExitCode: r.ExitCode, Error: r.Error, AgentID: r.AgentID,
+		Timeout: time.Duration(r.TimeoutMs) * time.Millisecond, State: engine.StepState(r.State),
+		ExitCode: r.ExitCode, Reason: engine.Reason(r.Reason), Error: r.Error, AgentID: r.AgentID,
 		Attempt: r.Attempt, StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
 	}
-	if err := json.Unmarshal([]byte(r.Env), &s.Env); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(r.DependsOn), &s.DependsOn); err != nil {
-		return nil, err
+	for _, f := range []struct {
+		text string
+		into any
+	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}} {
+		if err := json.Unmarshal([]byte(f.text), f.into); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -117,9 +147,22 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	args := s.Args
+	if args == nil {
+		args = []string{}
+	}
+	argsJSON, err := json.Marshal(args)
+	if err != nil {
+		return nil, err
+	}
+	retry, err := json.Marshal(s.Retry)
+	if err != nil {
+		return nil, err
+	}
 	return &stepRow{
 		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
-		Env: string(env), DependsOn: string(dependsOn), State: string(s.State), ExitCode: s.ExitCode,
+		Args: string(argsJSON), Env: string(env), DependsOn: string(dependsOn), TimeoutMs: s.Timeout.Milliseconds(),
+		Retry: string(retry), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason),
 		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 	}, nil
 }

@@ -101,6 +101,19 @@ func (s *DB) FindRun(ctx context.Context, id string) (*server.Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	var atts []attemptRow
+	if err := db.Where("run_id = ?", id).Order("step_id, attempt").Find(&atts).Error; err != nil {
+		return nil, fmt.Errorf("attempts of run %s: %w", id, err)
+	}
+	byStep := make(map[string]*server.Step, len(run.Steps))
+	for _, st := range run.Steps {
+		byStep[st.ID] = st
+	}
+	for i := range atts {
+		if st := byStep[atts[i].StepID]; st != nil {
+			st.Attempts = append(st.Attempts, atts[i].domain())
+		}
+	}
 	return run, nil
 }
 
@@ -132,15 +145,21 @@ func (s *DB) runSteps(tx *gorm.DB, runID string) ([]*server.Step, error) {
 	return steps, nil
 }
 
-// StepLog returns the latest attempt's output of a step, chunks in order.
-func (s *DB) StepLog(ctx context.Context, runID, stepName string) ([]byte, error) {
+// StepLog returns one attempt's output of a step (0: the latest), chunks in order.
+func (s *DB) StepLog(ctx context.Context, runID, stepName string, attempt int) ([]byte, error) {
 	db := s.db.WithContext(ctx)
 	var st stepRow
 	if err := db.Where("run_id = ? AND name = ?", runID, stepName).Take(&st).Error; err != nil {
 		return nil, notFound(err, "step %q of run %q not found", stepName, runID)
 	}
+	if attempt == 0 {
+		attempt = st.Attempt
+	}
+	if attempt < 0 || attempt > st.Attempt {
+		return nil, server.Errorf(server.ENOTFOUND, "step %q of run %q has no attempt %d", stepName, runID, attempt)
+	}
 	var chunks []stepLogRow
-	if err := db.Where("step_id = ? AND attempt = ?", st.ID, st.Attempt).Order("byte_offset").Find(&chunks).Error; err != nil {
+	if err := db.Where("step_id = ? AND attempt = ?", st.ID, attempt).Order("byte_offset").Find(&chunks).Error; err != nil {
 		return nil, fmt.Errorf("log of step %s: %w", st.ID, err)
 	}
 	var buf bytes.Buffer

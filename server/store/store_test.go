@@ -190,10 +190,10 @@ func TestFindRunUnknownIsNotFound(t *testing.T) {
 	s := openStore(t)
 	_, err := s.FindRun(t.Context(), "no-such-run")
 	wantCode(t, "FindRun(unknown)", err, server.ENOTFOUND)
-	_, err = s.StepLog(t.Context(), "no-such-run", "a")
+	_, err = s.StepLog(t.Context(), "no-such-run", "a", 0)
 	wantCode(t, "StepLog(unknown run)", err, server.ENOTFOUND)
 	run := createRun(t, s, diamond("p"))
-	_, err = s.StepLog(t.Context(), run.ID, "zz")
+	_, err = s.StepLog(t.Context(), run.ID, "zz", 0)
 	wantCode(t, "StepLog(unknown step)", err, server.ENOTFOUND)
 }
 
@@ -450,7 +450,7 @@ func TestConcurrentWorkersFinishRun(t *testing.T) {
 		t.Errorf("run state = %s, want succeeded", got.State)
 	}
 	for _, st := range got.Steps {
-		log, err := s.StepLog(t.Context(), run.ID, st.Name)
+		log, err := s.StepLog(t.Context(), run.ID, st.Name, 0)
 		if st.State != engine.StepSucceeded || st.Attempt != 1 || err != nil || string(log) != st.AgentID {
 			t.Errorf("step %s: state %s attempt %d agent %q log %q (err %v), want succeeded once with its agent's log",
 				st.Name, st.State, st.Attempt, st.AgentID, log, err)
@@ -486,7 +486,7 @@ func TestAppendLogIsIdempotentAndOwned(t *testing.T) {
 	if n != 3 {
 		t.Errorf("step_logs holds %d chunks, want 3 (a retried offset is stored once)", n)
 	}
-	log, err := s.StepLog(ctx, run.ID, "a")
+	log, err := s.StepLog(ctx, run.ID, "a", 0)
 	if err != nil {
 		t.Fatalf("StepLog: %v", err)
 	}
@@ -507,10 +507,10 @@ func TestAppendLogIsIdempotentAndOwned(t *testing.T) {
 	err = s.AppendLog(ctx, a.ID, a.AgentID, a.Attempt, 14, []byte("late"))
 	wantCode(t, "AppendLog(finished step)", err, server.ECONFLICT)
 
-	if log, err = s.StepLog(ctx, run.ID, "a"); err != nil || string(log) != "hello world !\n" {
+	if log, err = s.StepLog(ctx, run.ID, "a", 0); err != nil || string(log) != "hello world !\n" {
 		t.Errorf("StepLog after rejected writes = %q, %v; want it unchanged", log, err)
 	}
-	if log, err = s.StepLog(ctx, run.ID, "d"); err != nil || len(log) != 0 {
+	if log, err = s.StepLog(ctx, run.ID, "d", 0); err != nil || len(log) != 0 {
 		t.Errorf("StepLog of a step that never ran = %q, %v; want empty", log, err)
 	}
 }
@@ -529,7 +529,7 @@ func TestStepLogSkipsOverlappingChunks(t *testing.T) {
 			t.Fatalf("AppendLog(%d): %v", c.offset, err)
 		}
 	}
-	log, err := s.StepLog(t.Context(), run.ID, "a")
+	log, err := s.StepLog(t.Context(), run.ID, "a", 0)
 	if err != nil || string(log) != "hello world\n" {
 		t.Errorf("StepLog = %q, %v; want %q", log, err, "hello world\n")
 	}
@@ -747,7 +747,7 @@ func TestDataSurvivesReopen(t *testing.T) {
 	if ga, err := s2.FindAgent(ctx, agent.ID); err != nil || ga.Name != "keeper" || string(ga.SigningKey) != string(sk) {
 		t.Errorf("reopened agent = %+v, %v", ga, err)
 	}
-	if log, err := s2.StepLog(ctx, run.ID, "a"); err != nil || string(log) != "persisted\n" {
+	if log, err := s2.StepLog(ctx, run.ID, "a", 0); err != nil || string(log) != "persisted\n" {
 		t.Errorf("reopened log = %q, %v", log, err)
 	}
 	// The registration token survives too, and the run can go on.

@@ -54,11 +54,26 @@ type Step struct {
 	DependsOn  []string         `json:"depends_on"`
 	Image      string           `json:"image,omitempty"`
 	ExitCode   *int             `json:"exit_code"`
+	Reason     engine.Reason    `json:"reason,omitempty"` // why it failed
 	Error      string           `json:"error,omitempty"`
 	Attempt    int              `json:"attempt"`
 	StartedAt  *time.Time       `json:"started_at"`
 	FinishedAt *time.Time       `json:"finished_at"`
 	AgentID    string           `json:"agent_id,omitempty"`
+	// Attempts lists every attempt, oldest first; the fields above are the latest's.
+	Attempts []Attempt `json:"attempts"`
+}
+
+// Attempt is one try of a step.
+type Attempt struct {
+	Attempt    int              `json:"attempt"`
+	State      engine.StepState `json:"state"` // running, succeeded or failed
+	AgentID    string           `json:"agent_id"`
+	ExitCode   *int             `json:"exit_code"`
+	Reason     engine.Reason    `json:"reason,omitempty"`
+	Error      string           `json:"error,omitempty"`
+	StartedAt  time.Time        `json:"started_at"`
+	FinishedAt *time.Time       `json:"finished_at"`
 }
 
 // Agent is an agent as the admin API shows it.
@@ -130,15 +145,19 @@ type Assignment struct {
 	Project  string            `json:"project"`
 	StepName string            `json:"step_name"`
 	Attempt  int               `json:"attempt"`
-	Image    string            `json:"image,omitempty"` // empty: the agent's default image
-	Command  string            `json:"command"`
+	Image    string            `json:"image,omitempty"`   // empty: the agent's default image
+	Command  string            `json:"command,omitempty"` // run with sh -c
+	Args     []string          `json:"args,omitempty"`    // or run as is (exec form)
 	Env      map[string]string `json:"env,omitempty"`
+	// Timeout is how long the step may run (nanoseconds on the wire).
+	Timeout time.Duration `json:"timeout"`
 }
 
 // StepResult reports how a step ended. ExitCode is nil when the command never
 // ran to an exit (for example the image was missing); Error then says why.
 type StepResult struct {
-	Attempt  int    `json:"attempt"`
-	ExitCode *int   `json:"exit_code"`
-	Error    string `json:"error,omitempty"`
+	Attempt  int           `json:"attempt"`
+	ExitCode *int          `json:"exit_code"`
+	Reason   engine.Reason `json:"reason,omitempty"` // set when the step failed
+	Error    string        `json:"error,omitempty"`
 }

@@ -23,18 +23,25 @@ CREATE TABLE steps (
     idx         INTEGER NOT NULL,
     image       TEXT NOT NULL DEFAULT '',
     command     TEXT NOT NULL,
+    args        TEXT NOT NULL DEFAULT '[]',
     env         TEXT NOT NULL DEFAULT '{}',
     depends_on  TEXT NOT NULL DEFAULT '[]',
+    timeout_ms  INTEGER NOT NULL,
+    retry       TEXT NOT NULL DEFAULT '{}',
     state       TEXT NOT NULL,
     exit_code   INTEGER,
+    reason      TEXT NOT NULL DEFAULT '',
     error       TEXT NOT NULL DEFAULT '',
     agent_id    TEXT NOT NULL DEFAULT '',
     attempt     INTEGER NOT NULL DEFAULT 0,
+    -- A Ready step waiting out a retry delay is not reservable before this
+    -- (Unix milliseconds; 0 = now).
+    not_before  INTEGER NOT NULL DEFAULT 0,
     started_at  DATETIME,
     finished_at DATETIME,
     UNIQUE (run_id, name)
 );
-CREATE INDEX steps_ready ON steps(state, run_id, idx);
+CREATE INDEX steps_ready ON steps(state, not_before, run_id, idx);
 CREATE INDEX steps_run_state ON steps(run_id, state);
 
 -- The DAG's edges, written once with the run, so that completing a step
@@ -45,6 +52,22 @@ CREATE TABLE step_deps (
     step_id    TEXT NOT NULL REFERENCES steps(id),
     PRIMARY KEY (run_id, depends_on, step_id)
 );
+
+-- Every attempt of a step; the steps row mirrors the latest.
+CREATE TABLE step_attempts (
+    step_id     TEXT NOT NULL REFERENCES steps(id),
+    attempt     INTEGER NOT NULL,
+    run_id      TEXT NOT NULL REFERENCES runs(id),
+    agent_id    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    exit_code   INTEGER,
+    reason      TEXT NOT NULL DEFAULT '',
+    error       TEXT NOT NULL DEFAULT '',
+    started_at  DATETIME NOT NULL,
+    finished_at DATETIME,
+    PRIMARY KEY (step_id, attempt)
+);
+CREATE INDEX step_attempts_run ON step_attempts(run_id);
 
 CREATE TABLE step_logs (
     step_id TEXT NOT NULL REFERENCES steps(id),
