@@ -37,10 +37,18 @@ type StepSpec struct {
 }
 
 // Executor runs one step to completion, writing its output to out. It
-// returns the exit code, or an error when the step could not run to an exit
+// returns how the step ended, or an error when it could not run to an exit
 // (missing image, Docker down, cancelled).
 type Executor interface {
-	Execute(ctx context.Context, spec StepSpec, out io.Writer) (exitCode int, err error)
+	Execute(ctx context.Context, spec StepSpec, out io.Writer) (Outcome, error)
+}
+
+// Outcome is how a step's command ended.
+type Outcome struct {
+	ExitCode int
+	// Outputs is what the step wrote to the file named by $BATON_OUTPUT
+	// (see runbook.ParseOutputs), at most runbook.MaxOutputBytes+1 bytes.
+	Outputs []byte
 }
 
 // Config is the agent's local configuration.

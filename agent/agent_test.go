@@ -93,18 +93,18 @@ func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.S
 // it blocks until release is closed when Env["BLOCK"] is set.
 type scriptExecutor struct{ release chan struct{} }
 
-func (e *scriptExecutor) Execute(ctx context.Context, spec StepSpec, out io.Writer) (int, error) {
+func (e *scriptExecutor) Execute(ctx context.Context, spec StepSpec, out io.Writer) (Outcome, error) {
 	fmt.Fprintf(out, "running %s\n", spec.Command)
 	if spec.Env["BLOCK"] != "" {
 		select {
 		case <-e.release:
 		case <-ctx.Done():
-			return -1, context.Cause(ctx)
+			return Outcome{ExitCode: -1}, context.Cause(ctx)
 		}
 	}
 	var code int
 	fmt.Sscan(spec.Env["EXIT"], &code)
-	return code, nil
+	return Outcome{ExitCode: code, Outputs: []byte(spec.Env["OUTPUTS"])}, nil
 }
 
 func testAgent(t *testing.T, srv ServerClient, exec Executor) *Agent {
@@ -133,7 +133,7 @@ func waitCompleted(t *testing.T, f *fakeServer, n int) {
 func TestAgentRunsAndReportsSteps(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer(
-		&protocol.Assignment{StepID: "s1", Attempt: 1, Command: "ok", Env: map[string]string{"EXIT": "0"}},
+		&protocol.Assignment{StepID: "s1", Attempt: 1, Command: "ok", Env: map[string]string{"EXIT": "0", "OUTPUTS": "version=1.2\nbad line\n"}},
 		&protocol.Assignment{StepID: "s2", Attempt: 1, Command: "bad", Env: map[string]string{"EXIT": "3"}},
 	)
 	a := testAgent(t, f, &scriptExecutor{})
@@ -147,8 +147,11 @@ func TestAgentRunsAndReportsSteps(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r := f.results["s1"]; r.ExitCode == nil || *r.ExitCode != 0 || r.Attempt != 1 {
+	if r := f.results["s1"]; r.ExitCode == nil || *r.ExitCode != 0 || r.Attempt != 1 || r.Outputs["version"] != "1.2" || len(r.Outputs) != 1 {
 		t.Errorf("s1 result %+v", r)
+	}
+	if got := string(f.logs["s1"]); got != "running ok\nbaton: $BATON_OUTPUT line 2: want key=value or key<<DELIMITER\n" {
+		t.Errorf("s1 log %q", got)
 	}
 	if r := f.results["s2"]; r.ExitCode == nil || *r.ExitCode != 3 {
 		t.Errorf("s2 result %+v", r)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/baton-ci/baton/shared/engine"
 	"github.com/baton-ci/baton/shared/protocol"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 // reportTimeout bounds the final report, which is sent even after shutdown.
@@ -29,15 +30,21 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	if asg.Timeout > 0 {
 		execCtx, cancelExec = context.WithTimeoutCause(ctx, asg.Timeout, &timeoutError{asg.Timeout})
 	}
-	code, err := a.Executor.Execute(execCtx, StepSpec{
+	outcome, err := a.Executor.Execute(execCtx, StepSpec{
 		RunID: asg.RunID, StepID: asg.StepID, StepName: asg.StepName, Attempt: asg.Attempt,
 		Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: asg.Env,
 	}, out)
 	cancelExec()
-	res := resultOf(code, err)
+	res := resultOf(outcome.ExitCode, err)
 	res.Attempt = asg.Attempt
 	if err != nil {
 		fmt.Fprintf(out, "\nbaton: %s\n", res.Error)
+	} else if len(outcome.Outputs) > 0 {
+		var problems []string
+		res.Outputs, problems = runbook.ParseOutputs(outcome.Outputs)
+		for _, p := range problems {
+			fmt.Fprintf(out, "baton: $BATON_OUTPUT %s\n", p)
+		}
 	}
 	out.Close()
 

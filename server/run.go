@@ -44,6 +44,7 @@ type Step struct {
 	ExitCode   *int
 	Reason     engine.Reason
 	Error      string
+	Outputs    map[string]string
 	AgentID    string
 	Attempt    int
 	StartedAt  *time.Time
@@ -98,6 +99,7 @@ type StepResult struct {
 	ExitCode *int
 	Reason   engine.Reason // empty: derived from ExitCode and Error
 	Error    string
+	Outputs  map[string]string
 }
 
 // RunStore keeps runs and their steps.

@@ -84,16 +84,21 @@ func (e *Executor) Close() error { return e.cli.Close() }
 
 // Execute runs the step's command with sh -c in a fresh container, streams
 // its stdout and stderr to out, and removes the container afterwards.
-func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writer) (int, error) {
+func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writer) (agent.Outcome, error) {
+	code, outputs, err := e.execute(ctx, spec, out)
+	return agent.Outcome{ExitCode: code, Outputs: outputs}, err
+}
+
+func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writer) (int, []byte, error) {
 	image := spec.Image
 	if image == "" {
 		image = e.opts.DefaultImage
 	}
 	if image == "" {
-		return -1, errors.New("the step names no image and the agent has no default image")
+		return -1, nil, errors.New("the step names no image and the agent has no default image")
 	}
 	if err := e.ensureImage(ctx, image); err != nil {
-		return -1, err
+		return -1, nil, err
 	}
 	// Create on a context the step's cancellation does not interrupt: a
 	// cancelled create may still be carried out by the daemon, leaving a
@@ -106,21 +111,24 @@ func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 	})
 	cancel()
 	if err != nil {
-		return -1, fmt.Errorf("create container from %s: %w", image, err)
+		return -1, nil, fmt.Errorf("create container from %s: %w", image, err)
 	}
 	id := created.ID
 	defer e.remove(ctx, id)
 	if ctx.Err() != nil {
-		return -1, fmt.Errorf("step cancelled: %w", context.Cause(ctx))
+		return -1, nil, fmt.Errorf("step cancelled: %w", context.Cause(ctx))
+	}
+	if err := e.prepareOutputs(ctx, id); err != nil {
+		return -1, nil, err
 	}
 
 	wait := e.cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return -1, fmt.Errorf("start container: %w", err)
+		return -1, nil, fmt.Errorf("start container: %w", err)
 	}
 	logs, err := e.cli.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
 	if err != nil {
-		return -1, fmt.Errorf("attach to container output: %w", err)
+		return -1, nil, fmt.Errorf("attach to container output: %w", err)
 	}
 	copied := make(chan error, 1)
 	go func() {
@@ -139,9 +147,9 @@ func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 		e.opts.Logger.Warn("container output did not end after exit", slog.String("container", id))
 	}
 	if err != nil {
-		return -1, err
+		return -1, nil, err
 	}
-	return code, nil
+	return code, e.readOutputs(ctx, id), nil
 }
 
 // command is the container's command: the exec form as is, else sh -c.
@@ -182,7 +190,7 @@ func (e *Executor) config(spec agent.StepSpec, image string) *container.Config {
 	sort.Strings(env)
 	env = append(env,
 		"CI=true", "BATON=true",
-		"BATON_RUN_ID="+spec.RunID, "BATON_STEP_NAME="+spec.StepName,
+		"BATON_RUN_ID="+spec.RunID, "BATON_STEP_NAME="+spec.StepName, "BATON_OUTPUT="+outputPath,
 		fmt.Sprintf("BATON_STEP_ATTEMPT=%d", spec.Attempt))
 	return &container.Config{
 		Image: image,

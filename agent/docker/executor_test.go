@@ -83,11 +83,11 @@ func TestExecuteOutputExitCodeAndCleanup(t *testing.T) {
 	e := newExecutor(t, Options{})
 	s := spec(`echo "to stdout $WHO"; echo "to stderr" >&2; exit 7`, map[string]string{"WHO": "baton"})
 	var out bytes.Buffer
-	code, err := e.Execute(context.Background(), s, &out)
+	res, err := e.Execute(context.Background(), s, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code != 7 {
+	if code := res.ExitCode; code != 7 {
 		t.Errorf("exit code %d, want 7", code)
 	}
 	for _, want := range []string{"to stdout baton\n", "to stderr\n"} {
@@ -105,8 +105,8 @@ func TestExecuteSetsBatonEnvironment(t *testing.T) {
 	e := newExecutor(t, Options{})
 	s := spec(`echo "$CI $BATON_RUN_ID $BATON_STEP_NAME $BATON_STEP_ATTEMPT"`, nil)
 	var out bytes.Buffer
-	if code, err := e.Execute(context.Background(), s, &out); err != nil || code != 0 {
-		t.Fatalf("code %d, err %v", code, err)
+	if res, err := e.Execute(context.Background(), s, &out); err != nil || res.ExitCode != 0 {
+		t.Fatalf("outcome %+v, err %v", res, err)
 	}
 	if got := out.String(); got != "true run-1 test 1\n" {
 		t.Errorf("output %q", got)
@@ -169,9 +169,9 @@ func TestExecuteMissingImageIsAnError(t *testing.T) {
 	e := newExecutor(t, Options{})
 	s := spec("true", nil)
 	s.Image = "baton/no-such-image:never"
-	code, err := e.Execute(context.Background(), s, &bytes.Buffer{})
+	res, err := e.Execute(context.Background(), s, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "baton/no-such-image:never") {
-		t.Fatalf("code %d, err %v: want an error naming the image", code, err)
+		t.Fatalf("outcome %+v, err %v: want an error naming the image", res, err)
 	}
 }
 
@@ -201,5 +201,23 @@ func TestExecuteCancelStopsAndRemovesContainer(t *testing.T) {
 	}
 	if ids := containersOf(t, e, s.StepID); len(ids) != 0 {
 		t.Errorf("containers left behind: %v", ids)
+	}
+}
+
+func TestExecuteReturnsOutputsAndRunsExecForm(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{})
+	s := spec("", nil)
+	s.Args = []string{"sh", "-c", `echo "version=1.2.3" >> "$BATON_OUTPUT"; printf 'notes<<EOF\na\nb\nEOF\n' >> "$BATON_OUTPUT"; echo "exec $0"`, "form"}
+	var out bytes.Buffer
+	res, err := e.Execute(context.Background(), s, &out)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("outcome %+v, err %v, output %q", res, err, out.String())
+	}
+	if want := "version=1.2.3\nnotes<<EOF\na\nb\nEOF\n"; string(res.Outputs) != want {
+		t.Errorf("outputs %q, want %q", res.Outputs, want)
+	}
+	if out.String() != "exec form\n" {
+		t.Errorf("output %q", out.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/shared/protocol"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 // maxLogChunk bounds one log upload.
@@ -116,10 +117,15 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, server.Errorf(server.EINVALID, "reason %q is not a failure reason", res.Reason))
 		return
 	}
+	if err := validOutputs(res.Outputs); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	agent := agentFrom(r.Context())
 	stepID := chi.URLParam(r, "id")
 	ready, err := s.Dispatch.CompleteStep(r.Context(), server.StepResult{
 		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ExitCode: res.ExitCode, Reason: res.Reason, Error: res.Error,
+		Outputs: res.Outputs,
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -140,4 +146,23 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Logger.InfoContext(r.Context(), "step finished", attrs...)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// validOutputs applies the runbook limits to outputs an agent reports.
+func validOutputs(outputs map[string]string) error {
+	if len(outputs) > runbook.MaxOutputs {
+		return server.Errorf(server.EINVALID, "%d outputs; the limit is %d", len(outputs), runbook.MaxOutputs)
+	}
+	size := 0
+	for k, v := range outputs {
+		size += len(k) + len(v)
+		parsed, problems := runbook.ParseOutputs([]byte(k + "=x"))
+		if len(problems) > 0 || len(parsed) != 1 {
+			return server.Errorf(server.EINVALID, "output name %q is not valid", k)
+		}
+	}
+	if size > runbook.MaxOutputBytes {
+		return server.Errorf(server.EINVALID, "outputs are %d bytes; the limit is %d", size, runbook.MaxOutputBytes)
+	}
+	return nil
 }

@@ -120,7 +120,7 @@ func runView(run *server.Run) protocol.Run {
 		v.Steps[i] = protocol.Step{
 			Name: st.Name, State: st.State, DependsOn: deps, Image: st.Image, ExitCode: st.ExitCode, Reason: st.Reason,
 			Error: st.Error, Attempt: st.Attempt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, AgentID: st.AgentID,
-			Attempts: make([]protocol.Attempt, len(st.Attempts)),
+			Outputs: st.Outputs, Attempts: make([]protocol.Attempt, len(st.Attempts)),
 		}
 		for j, a := range st.Attempts {
 			v.Steps[i].Attempts[j] = protocol.Attempt{

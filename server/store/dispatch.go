@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -23,7 +24,7 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *se
 		now := s.now()
 		var rows []stepRow
 		err := tx.Raw(`UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
-				exit_code = NULL, reason = '', error = '', not_before = 0
+				exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0
 			WHERE id = (SELECT id FROM steps WHERE state = ? AND not_before <= ? ORDER BY run_id, idx LIMIT 1) AND state = ?
 			RETURNING *`,
 			engine.StepRunning, agentID, now, engine.StepReady, now.UnixMilli(), engine.StepReady).Scan(&rows).Error
@@ -137,7 +138,16 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 		if err != nil {
 			return err
 		}
-		updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": res.Error, "finished_at": now}
+		outputs := res.Outputs
+		if outputs == nil {
+			outputs = map[string]string{}
+		}
+		outputsJSON, err := json.Marshal(outputs)
+		if err != nil {
+			return err
+		}
+		updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": res.Error,
+			"outputs": string(outputsJSON), "finished_at": now}
 		delay, retry := time.Duration(0), false
 		if state == engine.StepFailed {
 			delay, retry = step.Retry.Retries(res.Attempt, reason)

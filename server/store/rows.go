@@ -47,6 +47,7 @@ type stepRow struct {
 	ExitCode   *int
 	Reason     string
 	Error      string
+	Outputs    string
 	AgentID    string
 	Attempt    int
 	NotBefore  int64
@@ -126,7 +127,7 @@ func (r *stepRow) domain() (*server.Step, error) {
 	for _, f := range []struct {
 		text string
 		into any
-	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}} {
+	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}, {r.Outputs, &s.Outputs}} {
 		if err := json.Unmarshal([]byte(f.text), f.into); err != nil {
 			return nil, err
 		}
@@ -159,10 +160,18 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	outputs := s.Outputs
+	if outputs == nil {
+		outputs = map[string]string{}
+	}
+	outputsJSON, err := json.Marshal(outputs)
+	if err != nil {
+		return nil, err
+	}
 	return &stepRow{
 		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
 		Args: string(argsJSON), Env: string(env), DependsOn: string(dependsOn), TimeoutMs: s.Timeout.Milliseconds(),
-		Retry: string(retry), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason),
+		Retry: string(retry), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
 		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 	}, nil
 }

@@ -60,6 +60,8 @@ type Step struct {
 	StartedAt  *time.Time       `json:"started_at"`
 	FinishedAt *time.Time       `json:"finished_at"`
 	AgentID    string           `json:"agent_id,omitempty"`
+	// Outputs are what the latest attempt wrote to $BATON_OUTPUT.
+	Outputs map[string]string `json:"outputs,omitempty"`
 	// Attempts lists every attempt, oldest first; the fields above are the latest's.
 	Attempts []Attempt `json:"attempts"`
 }
@@ -160,4 +162,6 @@ type StepResult struct {
 	ExitCode *int          `json:"exit_code"`
 	Reason   engine.Reason `json:"reason,omitempty"` // set when the step failed
 	Error    string        `json:"error,omitempty"`
+	// Outputs are the key=value pairs the step wrote to $BATON_OUTPUT.
+	Outputs map[string]string `json:"outputs,omitempty"`
 }

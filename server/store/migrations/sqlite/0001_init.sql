@@ -32,6 +32,7 @@ CREATE TABLE steps (
     exit_code   INTEGER,
     reason      TEXT NOT NULL DEFAULT '',
     error       TEXT NOT NULL DEFAULT '',
+    outputs     TEXT NOT NULL DEFAULT '{}',
     agent_id    TEXT NOT NULL DEFAULT '',
     attempt     INTEGER NOT NULL DEFAULT 0,
     -- A Ready step waiting out a retry delay is not reservable before this
