@@ -73,8 +73,10 @@ func (p *parser) parse(text []byte) *Runbook {
 		return rb
 	}
 	var stepsNode *yaml.Node
-	p.fields(root, "runbook", []string{"name", "description", "global", "steps"}, func(key string, k, v *yaml.Node) {
+	p.fields(root, "runbook", []string{"name", "description", "params", "global", "steps"}, func(key string, k, v *yaml.Node) {
 		switch key {
+		case "params":
+			rb.Params = p.params(v)
 		case "name":
 			rb.Name = p.scalar(v, "name")
 		case "description":

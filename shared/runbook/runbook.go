@@ -16,6 +16,7 @@ const DefaultTimeout = time.Hour
 type Runbook struct {
 	Name        string
 	Description string
+	Params      []Param
 	Global      Global
 	Steps       []Step
 }
