@@ -19,6 +19,7 @@ type Run struct {
 	ID         string
 	Project    string
 	Name       string
+	Params     map[string]any // resolved: every param of the runbook, typed
 	State      engine.RunState
 	Runbook    string
 	CreatedAt  time.Time

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -42,7 +43,16 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &server.Error{Code: server.EINVALID, Message: "invalid runbook: " + err.Error(), Details: details})
 		return
 	}
-	run := &server.Run{Project: req.Project, Name: rb.Name, Runbook: req.Runbook}
+	params, err := rb.ResolveParams(req.Params)
+	if err != nil {
+		var details []string
+		if errs, ok := err.(runbook.Errors); ok {
+			details = errs.Strings()
+		}
+		s.writeError(w, r, &server.Error{Code: server.EINVALID, Message: "invalid params: " + err.Error(), Details: details})
+		return
+	}
+	run := &server.Run{Project: req.Project, Name: rb.Name, Params: params, Runbook: req.Runbook}
 	for _, st := range rb.Steps {
 		run.Steps = append(run.Steps, &server.Step{
 			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Args: st.Args, Env: rb.EnvFor(st),
@@ -72,7 +82,16 @@ func readCreateRun(r *http.Request) (protocol.CreateRunRequest, error) {
 		if err != nil {
 			return req, server.Errorf(server.EINVALID, "runbook body: %v", err)
 		}
-		return protocol.CreateRunRequest{Project: r.URL.Query().Get("project"), Runbook: string(body)}, nil
+		req := protocol.CreateRunRequest{Project: r.URL.Query().Get("project"), Runbook: string(body)}
+		for k, v := range r.URL.Query() {
+			if name, ok := strings.CutPrefix(k, "param."); ok && len(v) > 0 {
+				if req.Params == nil {
+					req.Params = map[string]any{}
+				}
+				req.Params[name] = v[len(v)-1]
+			}
+		}
+		return req, nil
 	}
 	return req, server.Errorf(server.EINVALID, "unsupported Content-Type %q: send application/json or application/yaml", mt)
 }
@@ -108,7 +127,7 @@ func (s *Server) getStepLog(w http.ResponseWriter, r *http.Request) {
 
 func runView(run *server.Run) protocol.Run {
 	v := protocol.Run{
-		ID: run.ID, Project: run.Project, Name: run.Name, State: run.State,
+		ID: run.ID, Project: run.Project, Name: run.Name, Params: run.Params, State: run.State,
 		CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
 		Steps: make([]protocol.Step, len(run.Steps)),
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/baton-ci/baton/server"
@@ -22,6 +23,7 @@ type runRow struct {
 	ID         string
 	ProjectID  string
 	Name       string
+	Params     string
 	State      string
 	Runbook    string
 	CreatedAt  time.Time
@@ -176,11 +178,15 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	}, nil
 }
 
-func (r *runRow) domain(project string) *server.Run {
-	return &server.Run{
+func (r *runRow) domain(project string) (*server.Run, error) {
+	run := &server.Run{
 		ID: r.ID, Project: project, Name: r.Name, State: engine.RunState(r.State), Runbook: r.Runbook,
 		CreatedAt: r.CreatedAt.UTC(), StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
 	}
+	if err := json.Unmarshal([]byte(r.Params), &run.Params); err != nil {
+		return nil, fmt.Errorf("params of run %s: %w", r.ID, err)
+	}
+	return run, nil
 }
 
 func (r *agentRow) domain() *server.Agent {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -44,7 +45,16 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		if err != nil {
 			return err
 		}
-		row := runRow{ID: run.ID, ProjectID: projectID, Name: run.Name, State: string(run.State), Runbook: run.Runbook, CreatedAt: now}
+		params := run.Params
+		if params == nil {
+			params = map[string]any{}
+		}
+		paramsJSON, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("params: %w", err)
+		}
+		row := runRow{ID: run.ID, ProjectID: projectID, Name: run.Name, Params: string(paramsJSON), State: string(run.State),
+			Runbook: run.Runbook, CreatedAt: now}
 		if err := tx.Create(&row).Error; err != nil {
 			return fmt.Errorf("insert run: %w", err)
 		}
@@ -126,7 +136,7 @@ func (s *DB) findRun(tx *gorm.DB, id string) (*server.Run, error) {
 	if err := tx.Where("id = ?", row.ProjectID).Take(&p).Error; err != nil {
 		return nil, fmt.Errorf("project of run %s: %w", id, err)
 	}
-	return row.domain(p.Name), nil
+	return row.domain(p.Name)
 }
 
 func (s *DB) runSteps(tx *gorm.DB, runID string) ([]*server.Step, error) {

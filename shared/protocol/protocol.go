@@ -33,6 +33,8 @@ type Error struct {
 type CreateRunRequest struct {
 	Project string `json:"project"`
 	Runbook string `json:"runbook"`
+	// Params are the runbook's params: strings, numbers or booleans.
+	Params map[string]any `json:"params,omitempty"`
 }
 
 // Run is a run as the admin API shows it.
@@ -40,6 +42,7 @@ type Run struct {
 	ID         string          `json:"id"`
 	Project    string          `json:"project"`
 	Name       string          `json:"name,omitempty"`
+	Params     map[string]any  `json:"params,omitempty"`
 	State      engine.RunState `json:"state"`
 	CreatedAt  time.Time       `json:"created_at"`
 	StartedAt  *time.Time      `json:"started_at"`

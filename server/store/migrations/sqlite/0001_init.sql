@@ -8,6 +8,7 @@ CREATE TABLE runs (
     id          TEXT PRIMARY KEY,
     project_id  TEXT NOT NULL REFERENCES projects(id),
     name        TEXT NOT NULL DEFAULT '',
+    params      TEXT NOT NULL DEFAULT '{}',
     state       TEXT NOT NULL,
     runbook     TEXT NOT NULL,
     created_at  DATETIME NOT NULL,
