@@ -2,12 +2,38 @@ package engine
 
 import "sort"
 
-// Node is one step of the DAG as the engine sees it: a name and the names it
-// depends on. The graph is assumed valid (no unknown names, no cycles); the
-// runbook package checks that before a run exists.
+// Node is one step of the DAG as the engine sees it: a name, the names it
+// depends on, and an optional condition. The graph is assumed valid (no
+// unknown names, no cycles); the runbook package checks that before a run
+// exists.
 type Node struct {
 	Name      string
 	DependsOn []string
+	// If decides whether the step runs once its dependencies have ended;
+	// nil means it runs only when every dependency succeeded.
+	If *Condition
+}
+
+// Condition is a step's `if`.
+type Condition struct {
+	// AsksStatus is true when the condition calls a status function
+	// (success(), failure(), always(), cancelled()). Otherwise it is read as
+	// success() && (condition): the step is skipped unless every dependency
+	// succeeded, and only then is Eval asked.
+	AsksStatus bool
+	// Eval decides. An error fails the step (see Change.Err).
+	Eval func(Status) (bool, error)
+}
+
+// Status is what a condition's status functions see.
+type Status struct {
+	// DependencyFailed: a dependency failed, or was skipped because a step
+	// before it failed.
+	DependencyFailed bool
+	// Succeeded: every dependency succeeded.
+	Succeeded bool
+	// Cancelled: the run was cancelled.
+	Cancelled bool
 }
 
 // Change is one state transition the caller must persist.
@@ -15,17 +41,47 @@ type Change struct {
 	Step string
 	From StepState
 	To   StepState
+	// UpstreamFailed marks a skip caused by a failure before the step (as
+	// opposed to a condition that was false); pass it back to AdvanceFrom.
+	UpstreamFailed bool
+	// Err is set when To is Failed because the step's condition could not
+	// be evaluated.
+	Err error
 }
 
-// Advance returns the transitions that follow from the current states: pending
-// steps whose dependencies all succeeded become Ready; pending steps with a
-// dependency that failed, was skipped or was cancelled become Skipped, and the
-// skip propagates. Steps on independent branches are untouched. The input map
-// is not modified. Changes are ordered by node order, so results are stable.
+// Advance is AdvanceFrom with every skipped step counted as skipped because
+// of an upstream failure.
 func Advance(nodes []Node, states map[string]StepState) []Change {
+	return AdvanceFrom(nodes, states, nil)
+}
+
+// AdvanceFrom returns the transitions that follow from the current states.
+// A pending step without a condition becomes Ready when all its dependencies
+// succeeded, and Skipped as soon as one failed, was skipped or was cancelled.
+// A pending step with a condition waits until all its dependencies have
+// ended, then becomes Ready or Skipped as the condition says (Failed if it
+// cannot be evaluated). Skips propagate; steps on independent branches are
+// untouched. upstreamFailed tells, for already skipped steps, whether they
+// were skipped because of a failure before them (nil: all were). The input
+// maps are not modified. Changes are ordered by node order.
+func AdvanceFrom(nodes []Node, states map[string]StepState, upstreamFailed map[string]bool) []Change {
 	cur := make(map[string]StepState, len(states))
 	for k, v := range states {
 		cur[k] = v
+	}
+	skippedOnFailure := make(map[string]bool, len(upstreamFailed))
+	for k, v := range upstreamFailed {
+		skippedOnFailure[k] = v
+	}
+	failedBefore := func(name string) bool {
+		switch cur[name] {
+		case StepFailed:
+			return true
+		case StepSkipped:
+			v, known := skippedOnFailure[name]
+			return v || !known
+		}
+		return false
 	}
 	order := make(map[string]int, len(nodes))
 	for i, n := range nodes {
@@ -40,28 +96,55 @@ func Advance(nodes []Node, states map[string]StepState) []Change {
 			if cur[n.Name] != StepPending {
 				continue
 			}
-			next := StepReady
+			ended, succeeded, failed := true, true, false
 			for _, d := range n.DependsOn {
-				switch cur[d] {
-				case StepSucceeded:
-				case StepFailed, StepSkipped, StepCancelled:
-					next = StepSkipped
+				st := cur[d]
+				ended = ended && st.Terminal()
+				succeeded = succeeded && st == StepSucceeded
+				failed = failed || failedBefore(d)
+			}
+			c := Change{Step: n.Name, From: StepPending}
+			switch {
+			case n.If == nil && succeeded:
+				c.To = StepReady
+			case n.If == nil && anyEnded(n, cur):
+				c.To, c.UpstreamFailed = StepSkipped, failed
+			case n.If == nil || !ended:
+				continue
+			case !n.If.AsksStatus && !succeeded:
+				c.To, c.UpstreamFailed = StepSkipped, failed
+			default:
+				ok, err := n.If.Eval(Status{DependencyFailed: failed, Succeeded: succeeded})
+				switch {
+				case err != nil:
+					c.To, c.Err = StepFailed, err
+				case ok:
+					c.To = StepReady
 				default:
-					if next != StepSkipped {
-						next = StepPending
-					}
+					c.To = StepSkipped
 				}
 			}
-			if next == StepPending {
-				continue
+			changes = append(changes, c)
+			cur[n.Name] = c.To
+			if c.To == StepSkipped {
+				skippedOnFailure[n.Name] = c.UpstreamFailed
 			}
-			changes = append(changes, Change{Step: n.Name, From: StepPending, To: next})
-			cur[n.Name] = next
 			changed = true
 		}
 	}
 	sort.SliceStable(changes, func(i, j int) bool { return order[changes[i].Step] < order[changes[j].Step] })
 	return changes
+}
+
+// anyEnded reports whether some dependency of n ended without succeeding:
+// a step without a condition is skipped as soon as that happens.
+func anyEnded(n Node, cur map[string]StepState) bool {
+	for _, d := range n.DependsOn {
+		if st := cur[d]; st.Terminal() && st != StepSucceeded {
+			return true
+		}
+	}
+	return false
 }
 
 // RunStateOf derives the run state from its step states.

@@ -26,7 +26,9 @@ func node(name string, deps ...string) engine.Node {
 }
 
 func change(step string, to engine.StepState) engine.Change {
-	return engine.Change{Step: step, From: pending, To: to}
+	// Without conditions, a skip is caused by a failure before the step,
+	// except below a cancelled step (see the cancelled cases).
+	return engine.Change{Step: step, From: pending, To: to, UpstreamFailed: to == skipped}
 }
 
 func TestAdvance(t *testing.T) {
@@ -112,7 +114,10 @@ func TestAdvance(t *testing.T) {
 			name:   "cancelled dependency skips",
 			nodes:  []engine.Node{node("a"), node("b", "a"), node("c", "b")},
 			states: map[string]engine.StepState{"a": cancelled, "b": pending, "c": pending},
-			want:   []engine.Change{change("b", skipped), change("c", skipped)},
+			want: []engine.Change{
+				{Step: "b", From: pending, To: skipped},
+				{Step: "c", From: pending, To: skipped},
+			},
 		},
 		{
 			name:   "skipped dependency skips",
