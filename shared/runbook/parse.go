@@ -131,7 +131,7 @@ func (p *parser) step(n *yaml.Node) Step {
 	// badName and badCommand: a value that is not a string was reported
 	// already; do not also report it as missing.
 	var hasCommand, badName, badCommand bool
-	p.fields(n, "step", []string{"name", "command", "image", "depends_on", "env", "timeout", "retry"}, func(key string, k, v *yaml.Node) {
+	p.fields(n, "step", []string{"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "timeout", "retry"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			badName = deref(v).Kind != yaml.ScalarNode
@@ -158,6 +158,27 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.Timeout = p.duration(v, "timeout", time.Second, MaxTimeout)
 		case "retry":
 			s.Retry = p.retry(v)
+		case "if":
+			s.If = p.scalar(v, "if")
+			if strings.TrimSpace(s.If) == "" {
+				p.errorf(v, "if is empty: give a condition such as always() or failure()")
+			}
+		case "cleanup":
+			b, err := strconv.ParseBool(p.scalar(v, "cleanup"))
+			if err != nil {
+				p.errorf(v, "cleanup must be true or false")
+			}
+			s.Cleanup = b
+		case "outputs":
+			s.Outputs = p.names(v)
+			if s.Outputs == nil {
+				s.Outputs = []string{}
+			}
+			for _, o := range s.Outputs {
+				if !outputKeyRe.MatchString(o) {
+					p.errorf(v, "output name %q: use letters, digits, '_' and '-'", o)
+				}
+			}
 		}
 	})
 	label := "step"

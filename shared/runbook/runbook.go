@@ -40,6 +40,13 @@ type Step struct {
 	Env       map[string]string
 	Timeout   time.Duration
 	Retry     Retry
+	// If is the step's condition (an expression; "" means success()).
+	If string
+	// Cleanup steps run whatever happened before them: if: always().
+	Cleanup bool
+	// Outputs, when declared, are the only output names other steps may
+	// read; nil means undeclared (any name).
+	Outputs []string
 
 	// Pos is where the step starts in the source.
 	Pos Pos `yaml:"-"`
@@ -99,6 +106,21 @@ func (rb *Runbook) EnvFor(s Step) map[string]string {
 		env[k] = v
 	}
 	return env
+}
+
+// Deferred returns the step's values that may hold ${{ }}, with global
+// defaults merged in.
+func (rb *Runbook) Deferred(s Step) Deferred {
+	return Deferred{Image: rb.ImageFor(s), Command: s.Command, Args: s.Args, Env: rb.EnvFor(s)}
+}
+
+// Condition returns the step's effective condition text: its if, or
+// always() for a cleanup step, or "" (success()).
+func (s Step) Condition() string {
+	if s.If == "" && s.Cleanup {
+		return "always()"
+	}
+	return s.If
 }
 
 // Nodes returns the step graph in the engine's terms.

@@ -3,6 +3,8 @@ package runbook
 import (
 	"fmt"
 	"strings"
+
+	"github.com/baton-ci/baton/shared/expr"
 )
 
 // validate checks the step graph: unique names, known dependencies, no
@@ -47,6 +49,54 @@ func validate(file string, rb *Runbook) Errors {
 	if cycle := findCycle(steps); cycle != nil {
 		s := byName[cycle[0]]
 		add(s, "dependency cycle: %s (each step depends on the next)", strings.Join(cycle, " -> "))
+		return errs
+	}
+	return append(errs, validateExpressions(file, rb, steps)...)
+}
+
+// validateExpressions parses every ${{ }} value and if: condition and
+// checks each reference: params must be declared, steps must be ancestors,
+// declared outputs must exist. Repeats (a global value seen by every step)
+// are reported once.
+func validateExpressions(file string, rb *Runbook, steps []Step) Errors {
+	var errs Errors
+	seen := map[string]bool{}
+	add := func(s Step, msg string) {
+		if !seen[msg] {
+			seen[msg] = true
+			errs = append(errs, Error{File: file, Pos: s.Pos, Msg: msg})
+		}
+	}
+	for i := range steps {
+		st := &steps[i]
+		ancestors := ancestorsOf(rb, st.Name)
+		check := func(what string, refs [][]string) {
+			for _, path := range refs {
+				if msg := checkRef(rb, st, ancestors, path); msg != "" {
+					add(*st, fmt.Sprintf("step %q: %s: %s", st.Name, what, msg))
+				}
+			}
+		}
+		rb.Deferred(*st).each(func(what, text string) error {
+			t, err := expr.ParseTemplate(text)
+			if err != nil {
+				add(*st, fmt.Sprintf("step %q: %s: %v", st.Name, what, err))
+				return nil
+			}
+			check(what, t.Refs())
+			return nil
+		})
+		if st.If != "" && st.Cleanup {
+			add(*st, fmt.Sprintf("step %q has both if and cleanup: cleanup: true means if: always(); keep one", st.Name))
+		}
+		if cond := st.Condition(); cond != "" {
+			e, err := expr.ParseCondition(cond)
+			if err != nil {
+				add(*st, fmt.Sprintf("step %q: if: %v", st.Name, err))
+				continue
+			}
+			check("if", e.Refs())
+		}
 	}
 	return errs
 }
