@@ -41,6 +41,7 @@ type Step struct {
 	DependsOn  []string
 	Timeout    time.Duration
 	Retry      RetryPolicy
+	If         string // condition expression; "" means success()
 	State      engine.StepState
 	ExitCode   *int
 	Reason     engine.Reason

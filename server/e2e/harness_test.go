@@ -207,11 +207,12 @@ func (s *server) registrationToken(t *testing.T) string {
 }
 
 type stepView struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	ExitCode *int   `json:"exit_code"`
-	Reason   string `json:"reason"`
-	Attempt  int    `json:"attempt"`
+	Name     string            `json:"name"`
+	State    string            `json:"state"`
+	ExitCode *int              `json:"exit_code"`
+	Reason   string            `json:"reason"`
+	Attempt  int               `json:"attempt"`
+	Outputs  map[string]string `json:"outputs"`
 	Attempts []struct {
 		Attempt    int        `json:"attempt"`
 		State      string     `json:"state"`
@@ -245,8 +246,13 @@ func (r runView) step(t *testing.T, name string) stepView {
 
 func (s *server) submit(t *testing.T, project, runbook string) runView {
 	t.Helper()
+	return s.submitParams(t, project, runbook, nil)
+}
+
+func (s *server) submitParams(t *testing.T, project, runbook string, params map[string]any) runView {
+	t.Helper()
 	var run runView
-	body, _ := json.Marshal(map[string]string{"project": project, "runbook": runbook})
+	body, _ := json.Marshal(map[string]any{"project": project, "runbook": runbook, "params": params})
 	if code := s.do(t, "POST", "/api/v1/runs", "application/json", body, &run); code != 201 {
 		t.Fatalf("create run: %d %+v", code, run)
 	}

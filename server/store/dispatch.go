@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/shared/engine"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 // ReserveStep moves the oldest reservable Ready step to Running for agentID
@@ -189,35 +190,78 @@ func sameCode(a, b *int) bool {
 
 // advance applies the engine's transitions that follow from step `changed`
 // reaching a terminal state, then updates the run state. Only the pending
-// dependents of changed (and, as skips propagate, of the steps skipped) are
-// loaded, with the states of their dependencies, so completing a step costs
-// the same in a 10-step run and a 1,000-step one. It returns how many steps
-// became Ready.
+// dependents of changed are loaded (and, as skips and failures propagate,
+// of the steps that ended with them), with the states of their
+// dependencies, so completing a step costs the same in a 10-step run and a
+// 1,000-step one. It returns how many steps became Ready.
 func (s *DB) advance(tx *gorm.DB, runID, changed string) (int, error) {
+	return s.settle(tx, runID, func(frontier []string) ([]stepRow, error) {
+		return pendingDependents(tx, runID, frontier)
+	}, []string{changed})
+}
+
+// pendingDependents returns the pending steps that depend on any of names.
+func pendingDependents(tx *gorm.DB, runID string, names []string) ([]stepRow, error) {
+	var dependents []stepRow
+	err := tx.Raw(`SELECT s.* FROM steps s JOIN step_deps d ON d.step_id = s.id
+		WHERE d.run_id = ? AND d.depends_on IN ? AND s.state = ?`, runID, names, engine.StepPending).
+		Scan(&dependents).Error
+	return dependents, err
+}
+
+// settle repeatedly takes the pending steps that next returns for the
+// frontier (the steps that just ended), lets the engine decide them, and
+// persists the result: a step that becomes Ready gets its ${{ }} values
+// rendered, and one whose condition or values cannot be evaluated fails.
+// Steps that end this way (skipped, failed) form the next frontier. Then the
+// run state is updated.
+func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string) (int, error) {
 	ready := 0
 	now := s.now()
-	for frontier := []string{changed}; len(frontier) > 0; {
-		var dependents []stepRow
-		if err := tx.Raw(`SELECT s.* FROM steps s JOIN step_deps d ON d.step_id = s.id
-			WHERE d.run_id = ? AND d.depends_on IN ? AND s.state = ?`, runID, frontier, engine.StepPending).
-			Scan(&dependents).Error; err != nil {
+	var facts *runFacts
+	for len(frontier) > 0 {
+		candidates, err := next(frontier)
+		if err != nil {
 			return 0, fmt.Errorf("dependents in run %s: %w", runID, err)
 		}
-		if len(dependents) == 0 {
+		if len(candidates) == 0 {
 			break
 		}
-		nodes, states, ids, err := s.subgraph(tx, runID, dependents)
+		if facts == nil {
+			if facts, err = s.loadRunFacts(tx, runID); err != nil {
+				return 0, err
+			}
+		}
+		g, err := s.subgraph(tx, runID, candidates, facts)
 		if err != nil {
 			return 0, err
 		}
 		frontier = frontier[:0]
-		for _, c := range engine.Advance(nodes, states) {
+		for _, c := range engine.AdvanceFrom(g.nodes, g.states, g.upstreamFailed) {
 			updates := map[string]any{"state": c.To}
-			if c.To == engine.StepSkipped {
+			switch {
+			case c.To == engine.StepReady:
+				rendered, err := g.steps[c.Step].render(facts)
+				if err != nil {
+					c.To, c.Err = engine.StepFailed, err
+					break
+				}
+				for k, v := range rendered {
+					updates[k] = v
+				}
+			case c.To == engine.StepSkipped && c.UpstreamFailed:
+				updates["reason"] = engine.ReasonUpstreamFailed
+			case c.To == engine.StepSkipped:
+				updates["reason"] = engine.ReasonCondition
+			}
+			if c.To == engine.StepFailed {
+				updates = map[string]any{"state": c.To, "reason": engine.ReasonExpression, "error": c.Err.Error()}
+			}
+			if c.To.Terminal() {
 				updates["finished_at"] = now
 				frontier = append(frontier, c.Step)
 			}
-			if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", ids[c.Step], c.From).Updates(updates).Error; err != nil {
+			if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", g.ids[c.Step], c.From).Updates(updates).Error; err != nil {
 				return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
 			}
 			if c.To == engine.StepReady {
@@ -231,37 +275,66 @@ func (s *DB) advance(tx *gorm.DB, runID, changed string) (int, error) {
 	return ready, nil
 }
 
-// subgraph returns the engine's view of the given steps: them as nodes, and
-// their own and their dependencies' states.
-func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow) ([]engine.Node, map[string]engine.StepState, map[string]string, error) {
-	nodes := make([]engine.Node, 0, len(steps))
-	states := make(map[string]engine.StepState, len(steps)*2)
-	ids := make(map[string]string, len(steps))
+// graph is the engine's view of some steps of a run.
+type graph struct {
+	nodes          []engine.Node
+	states         map[string]engine.StepState
+	upstreamFailed map[string]bool
+	ids            map[string]string
+	steps          map[string]*pendingStep
+}
+
+// subgraph returns the given steps as nodes, with their own and their
+// dependencies' states, and their conditions bound to the run's facts.
+func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFacts) (*graph, error) {
+	g := &graph{
+		states:         make(map[string]engine.StepState, len(steps)*2),
+		upstreamFailed: map[string]bool{},
+		ids:            make(map[string]string, len(steps)),
+		steps:          make(map[string]*pendingStep, len(steps)),
+	}
 	var depNames []string
 	for i := range steps {
 		st, err := steps[i].domain()
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("step %s: %w", steps[i].ID, err)
+			return nil, fmt.Errorf("step %s: %w", steps[i].ID, err)
 		}
-		nodes = append(nodes, engine.Node{Name: st.Name, DependsOn: st.DependsOn})
-		states[st.Name] = st.State
-		ids[st.Name] = st.ID
+		ps := &pendingStep{tx: tx, db: s, step: st}
+		node := engine.Node{Name: st.Name, DependsOn: st.DependsOn}
+		if st.If != "" {
+			cond, err := runbook.Condition(st.If, ps.scope(facts))
+			if err != nil {
+				return nil, fmt.Errorf("step %s: if: %w", st.Name, err) // validated at submit
+			}
+			node.If = cond
+		}
+		g.nodes = append(g.nodes, node)
+		g.states[st.Name] = st.State
+		g.ids[st.Name] = st.ID
+		g.steps[st.Name] = ps
 		depNames = append(depNames, st.DependsOn...)
 	}
-	var deps []struct {
-		Name  string
-		State string
+	if len(depNames) == 0 {
+		return g, nil
 	}
-	if err := tx.Raw(`SELECT name, state FROM steps WHERE run_id = ? AND name IN ?`, runID, depNames).
+	var deps []struct {
+		Name   string
+		State  string
+		Reason string
+	}
+	if err := tx.Raw(`SELECT name, state, reason FROM steps WHERE run_id = ? AND name IN ?`, runID, depNames).
 		Scan(&deps).Error; err != nil {
-		return nil, nil, nil, fmt.Errorf("dependency states in run %s: %w", runID, err)
+		return nil, fmt.Errorf("dependency states in run %s: %w", runID, err)
 	}
 	for _, d := range deps {
-		if _, ok := states[d.Name]; !ok {
-			states[d.Name] = engine.StepState(d.State)
+		if _, ok := g.states[d.Name]; !ok {
+			g.states[d.Name] = engine.StepState(d.State)
+		}
+		if d.State == string(engine.StepSkipped) {
+			g.upstreamFailed[d.Name] = d.Reason != string(engine.ReasonCondition)
 		}
 	}
-	return nodes, states, ids, nil
+	return g, nil
 }
 
 // updateRunState derives the run state from counts of step states.

@@ -45,6 +45,7 @@ type stepRow struct {
 	DependsOn  string
 	TimeoutMs  int64
 	Retry      string
+	IfCond     string
 	State      string
 	ExitCode   *int
 	Reason     string
@@ -122,7 +123,7 @@ func (registrationTokenRow) TableName() string { return "registration_tokens" }
 func (r *stepRow) domain() (*server.Step, error) {
 	s := &server.Step{
 		ID: r.ID, RunID: r.RunID, Name: r.Name, Index: r.Idx, Image: r.Image, Command: r.Command,
-		Timeout: time.Duration(r.TimeoutMs) * time.Millisecond, State: engine.StepState(r.State),
+		Timeout: time.Duration(r.TimeoutMs) * time.Millisecond, If: r.IfCond, State: engine.StepState(r.State),
 		ExitCode: r.ExitCode, Reason: engine.Reason(r.Reason), Error: r.Error, AgentID: r.AgentID,
 		Attempt: r.Attempt, StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
 	}
@@ -173,7 +174,7 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	return &stepRow{
 		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
 		Args: string(argsJSON), Env: string(env), DependsOn: string(dependsOn), TimeoutMs: s.Timeout.Milliseconds(),
-		Retry: string(retry), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
+		Retry: string(retry), IfCond: s.If, State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
 		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 	}, nil
 }

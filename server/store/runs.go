@@ -23,22 +23,11 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 	}
 	run.CreatedAt = now
 	run.State = engine.RunPending
-	nodes := make([]engine.Node, len(run.Steps))
-	states := make(map[string]engine.StepState, len(run.Steps))
 	for i, st := range run.Steps {
 		st.ID = uuid.Must(uuid.NewV7()).String()
 		st.RunID = run.ID
 		st.Index = i
 		st.State = engine.StepPending
-		nodes[i] = engine.Node{Name: st.Name, DependsOn: st.DependsOn}
-		states[st.Name] = st.State
-	}
-	for _, c := range engine.Advance(nodes, states) {
-		for _, st := range run.Steps {
-			if st.Name == c.Step {
-				st.State = c.To
-			}
-		}
 	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		projectID, err := s.ensureProject(tx, run.Project)
@@ -80,8 +69,37 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 				return fmt.Errorf("insert step dependencies: %w", err)
 			}
 		}
-		return nil
+		// Decide the entry steps (conditions, ${{ }} values), then whatever
+		// follows from those that end at once.
+		entry := true
+		if _, err := s.settle(tx, run.ID, func(frontier []string) ([]stepRow, error) {
+			if !entry {
+				return pendingDependents(tx, run.ID, frontier)
+			}
+			entry = false
+			var rows []stepRow
+			err := tx.Raw(`SELECT * FROM steps WHERE run_id = ? AND state = ? AND id NOT IN (SELECT step_id FROM step_deps WHERE run_id = ?)`,
+				run.ID, engine.StepPending, run.ID).Scan(&rows).Error
+			return rows, err
+		}, []string{""}); err != nil {
+			return err
+		}
+		return s.refresh(tx, run)
 	})
+}
+
+// refresh reloads the run's state and steps after settle changed them.
+func (s *DB) refresh(tx *gorm.DB, run *server.Run) error {
+	fresh, err := s.findRun(tx, run.ID)
+	if err != nil {
+		return err
+	}
+	steps, err := s.runSteps(tx, run.ID)
+	if err != nil {
+		return err
+	}
+	run.State, run.FinishedAt, run.Steps = fresh.State, fresh.FinishedAt, steps
+	return nil
 }
 
 func (s *DB) ensureProject(tx *gorm.DB, name string) (string, error) {

@@ -83,7 +83,15 @@ const (
 	ReasonCancelled Reason = "cancelled"  // a person or the agent's shutdown stopped it
 )
 
-// Reasons lists the failure reasons.
+// Reasons the server records that no agent reports: why a step was skipped,
+// or failed without running.
+const (
+	ReasonUpstreamFailed Reason = "upstream_failed" // skipped: a step before it failed
+	ReasonCondition      Reason = "condition"       // skipped: its if was false
+	ReasonExpression     Reason = "expression"      // failed: its if or a ${{ }} value could not be evaluated
+)
+
+// Reasons lists the failure reasons an agent reports.
 func Reasons() []Reason {
 	return []Reason{ReasonExitCode, ReasonTimeout, ReasonAgentLost, ReasonInfra, ReasonCancelled}
 }

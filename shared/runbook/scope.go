@@ -263,3 +263,12 @@ func Condition(src string, facts func() (*Scope, error)) (*engine.Condition, err
 		return e.Bool(scope)
 	}}, nil
 }
+
+// ConditionRefs lists the references of an if: condition.
+func ConditionRefs(src string) ([][]string, error) {
+	e, err := expr.ParseCondition(src)
+	if err != nil {
+		return nil, err
+	}
+	return e.Refs(), nil
+}

@@ -29,6 +29,7 @@ CREATE TABLE steps (
     depends_on  TEXT NOT NULL DEFAULT '[]',
     timeout_ms  INTEGER NOT NULL,
     retry       TEXT NOT NULL DEFAULT '{}',
+    if_cond     TEXT NOT NULL DEFAULT '',
     state       TEXT NOT NULL,
     exit_code   INTEGER,
     reason      TEXT NOT NULL DEFAULT '',
