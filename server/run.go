@@ -119,7 +119,8 @@ type RunStore interface {
 // Dispatcher hands Ready steps to agents and records what they report.
 type Dispatcher interface {
 	// ReserveStep atomically moves one Ready step to Running for agentID.
-	// It returns nil, nil when no step is Ready.
+	// It returns nil, nil when no step is Ready. The run it returns carries
+	// only its ID and Project.
 	ReserveStep(ctx context.Context, agentID string) (*Step, *Run, error)
 	// NextRetryAt returns when the earliest step waiting out a retry delay
 	// becomes reservable, or the zero time when none waits.

@@ -47,8 +47,13 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *se
 			Updates(map[string]any{"state": engine.RunRunning, "started_at": now}).Error; err != nil {
 			return fmt.Errorf("start run %s: %w", step.RunID, err)
 		}
-		run, err = s.findRun(tx, step.RunID)
-		return err
+		var project []string
+		if err := tx.Raw(`SELECT p.name FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?`, step.RunID).
+			Scan(&project).Error; err != nil || len(project) != 1 {
+			return fmt.Errorf("project of run %s: %v", step.RunID, err)
+		}
+		run = &server.Run{ID: step.RunID, Project: project[0]}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, err

@@ -44,7 +44,7 @@ CREATE TABLE steps (
     finished_at DATETIME,
     UNIQUE (run_id, name)
 );
-CREATE INDEX steps_ready ON steps(state, not_before, run_id, idx);
+CREATE INDEX steps_ready ON steps(state, run_id, idx, not_before);
 CREATE INDEX steps_run_state ON steps(run_id, state);
 
 -- The DAG's edges, written once with the run, so that completing a step
