@@ -639,3 +639,27 @@ func TestGetRunUnknownIs404(t *testing.T) {
 	res := ts.admin(t, http.MethodGet, "/api/v1/runs/"+run.ID+"/steps/zz/log", nil)
 	wantStatus(t, "log of unknown step", res, http.StatusNotFound)
 }
+
+func TestDryRunReturnsPlanAndStartsNothing(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "a1")
+	rb := "params:\n  who: {default: world}\nsteps:\n  - name: a\n    command: echo ${{ params.who }}\n  - name: b\n    command: echo b\n    depends_on: [a]\n"
+	res := ts.do(t, request{Method: "POST", Path: "/api/v1/runs?project=p&dry_run=true&param.who=you",
+		Auth: "Bearer " + adminToken, ContentType: "application/yaml", Body: []byte(rb)})
+	wantStatus(t, "dry run", res, 200)
+	var plan struct {
+		Levels [][]struct {
+			Name    string `json:"name"`
+			Command string `json:"command"`
+		} `json:"levels"`
+	}
+	res.decode(t, &plan)
+	if len(plan.Levels) != 2 || plan.Levels[0][0].Command != "echo you" || plan.Levels[1][0].Name != "b" {
+		t.Fatalf("plan %s", res.Body)
+	}
+	wantStatus(t, "reserve after a dry run", agent.reserve(t, ts, "10ms"), 204)
+	res = ts.do(t, request{Method: "POST", Path: "/api/v1/runs?project=p&dry_run=true&param.nope=1",
+		Auth: "Bearer " + adminToken, ContentType: "application/yaml", Body: []byte(rb)})
+	wantStatus(t, "dry run with an unknown param", res, 400)
+}

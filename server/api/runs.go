@@ -21,9 +21,10 @@ import (
 
 var projectNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
-// createRun starts a run. The body is either JSON {"project", "runbook"} or,
-// with Content-Type application/yaml or text/*, the runbook itself with the
-// project in ?project=.
+// createRun starts a run. The body is either JSON {"project", "runbook",
+// "params"} or, with Content-Type application/yaml or text/*, the runbook
+// itself with the project in ?project= and params in ?param.NAME=. With
+// ?dry_run=true it answers 200 with the plan and starts nothing.
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	req, err := readCreateRun(r)
 	if err != nil {
@@ -43,13 +44,18 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &server.Error{Code: server.EINVALID, Message: "invalid runbook: " + err.Error(), Details: details})
 		return
 	}
+	if dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run")); dry {
+		plan, err := rb.Plan(req.Params)
+		if err != nil {
+			s.writeError(w, r, invalidParams(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, plan)
+		return
+	}
 	params, err := rb.ResolveParams(req.Params)
 	if err != nil {
-		var details []string
-		if errs, ok := err.(runbook.Errors); ok {
-			details = errs.Strings()
-		}
-		s.writeError(w, r, &server.Error{Code: server.EINVALID, Message: "invalid params: " + err.Error(), Details: details})
+		s.writeError(w, r, invalidParams(err))
 		return
 	}
 	run := &server.Run{Project: req.Project, Name: rb.Name, Params: params, Runbook: req.Runbook}
@@ -68,6 +74,14 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	s.Logger.InfoContext(r.Context(), "run created", slog.String("run_id", run.ID), slog.String("project", run.Project),
 		slog.Int("steps", len(run.Steps)))
 	writeJSON(w, http.StatusCreated, runView(run))
+}
+
+func invalidParams(err error) error {
+	var details []string
+	if errs, ok := err.(runbook.Errors); ok {
+		details = errs.Strings()
+	}
+	return &server.Error{Code: server.EINVALID, Message: "invalid params: " + err.Error(), Details: details}
 }
 
 func readCreateRun(r *http.Request) (protocol.CreateRunRequest, error) {

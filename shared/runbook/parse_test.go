@@ -15,7 +15,7 @@ import (
 	"github.com/baton-ci/baton/shared/runbook"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/bad/*.golden from the current output")
+var update = flag.Bool("update", false, "rewrite testdata/bad/*.golden and testdata/good/*.plan from the current output")
 
 func mustParse(t *testing.T, text string) *runbook.Runbook {
 	t.Helper()

@@ -2,6 +2,8 @@
 //
 //	baton-agent --server URL --token TOKEN --state-dir DIR --name NAME
 //	baton-agent build-image [--busybox PATH] [--tag TAG]
+//	baton-agent validate RUNBOOK.yml...
+//	baton-agent plan [--param NAME=VALUE]... RUNBOOK.yml
 package main
 
 import (
@@ -29,9 +31,18 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "build-image" {
+	sub := ""
+	if len(os.Args) > 1 {
+		sub = os.Args[1]
+	}
+	switch sub {
+	case "build-image":
 		err = buildImage(ctx, os.Args[2:])
-	} else {
+	case "validate":
+		err = validate(os.Args[2:], os.Stdout, os.Stderr)
+	case "plan":
+		err = plan(os.Args[2:], os.Stdout, os.Stderr)
+	default:
 		err = run(ctx, os.Args[1:], logger)
 	}
 	switch {
@@ -39,6 +50,9 @@ func main() {
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(os.Stderr, "baton-agent:", err)
 		os.Exit(2)
+	case err != nil && sub != "" && sub[0] != '-':
+		fmt.Fprintln(os.Stderr, "baton-agent:", err)
+		os.Exit(1)
 	case err != nil:
 		logger.Error("agent failed", slog.Any("err", err))
 		os.Exit(1)

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	good := writeFile(t, "good.yml", "steps:\n  - name: a\n    command: echo a\n")
+	bad := writeFile(t, "bad.yml", "steps:\n  - name: a\n    command: echo a\n    depends_on: [zz]\n")
+	var out, errOut bytes.Buffer
+	if err := validate([]string{good}, &out, &errOut); err != nil || out.String() != good+": ok\n" {
+		t.Fatalf("good runbook: err %v, out %q, stderr %q", err, out.String(), errOut.String())
+	}
+	out.Reset()
+	err := validate([]string{good, bad}, &out, &errOut)
+	if err == nil || !strings.Contains(errOut.String(), bad+`:2:5: step "a" depends on unknown step "zz"`) {
+		t.Fatalf("bad runbook: err %v, stderr %q", err, errOut.String())
+	}
+	if err := validate(nil, &out, &errOut); err == nil {
+		t.Fatal("validate without files succeeded")
+	}
+}
+
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "rb.yml", "params:\n  who: {required: true}\nsteps:\n  - name: a\n    command: echo ${{ params.who }}\n  - name: b\n    command: echo b\n    depends_on: [a]\n")
+	var out, errOut bytes.Buffer
+	if err := plan([]string{"--param", "who=world", file}, &out, &errOut); err != nil {
+		t.Fatalf("plan: %v (%s)", err, errOut.String())
+	}
+	for _, want := range []string{"param who = world", "level 0:\n  a\n", "command: echo world", "level 1:\n  b (after a)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := plan([]string{file}, &out, &errOut); err == nil || !strings.Contains(err.Error(), `param "who" is required`) {
+		t.Errorf("plan without a required param: %v", err)
+	}
+}
