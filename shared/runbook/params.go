@@ -63,7 +63,7 @@ func (p *parser) params(n *yaml.Node) []Param {
 		if !p.expect(v, yaml.MappingNode, "param "+prm.Name) {
 			continue
 		}
-		p.fields(v, "param", []string{"type", "required", "default", "values", "description"}, func(key string, kn, vn *yaml.Node) {
+		p.fields(v, "param", Keys["param"], func(key string, kn, vn *yaml.Node) {
 			switch key {
 			case "type":
 				t := ParamType(p.scalar(vn, "type"))

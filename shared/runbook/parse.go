@@ -22,6 +22,16 @@ const (
 	MaxRetryDelay = time.Hour
 )
 
+// Keys lists the keys each mapping of a runbook accepts, in documentation
+// order. The JSON Schema is checked against it.
+var Keys = map[string][]string{
+	"runbook": {"name", "description", "params", "global", "steps"},
+	"param":   {"type", "required", "default", "values", "description"},
+	"global":  {"env", "image", "timeout"},
+	"step":    {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "timeout", "retry"},
+	"retry":   {"max", "delay", "backoff", "on"},
+}
+
 var (
 	stepNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -73,7 +83,7 @@ func (p *parser) parse(text []byte) *Runbook {
 		return rb
 	}
 	var stepsNode *yaml.Node
-	p.fields(root, "runbook", []string{"name", "description", "params", "global", "steps"}, func(key string, k, v *yaml.Node) {
+	p.fields(root, "runbook", Keys["runbook"], func(key string, k, v *yaml.Node) {
 		switch key {
 		case "params":
 			rb.Params = p.params(v)
@@ -111,7 +121,7 @@ func (p *parser) global(n *yaml.Node, g *Global) {
 	if !p.expect(n, yaml.MappingNode, "global") {
 		return
 	}
-	p.fields(n, "global", []string{"env", "image", "timeout"}, func(key string, k, v *yaml.Node) {
+	p.fields(n, "global", Keys["global"], func(key string, k, v *yaml.Node) {
 		switch key {
 		case "env":
 			g.Env = p.env(v, "global.env")
@@ -131,7 +141,7 @@ func (p *parser) step(n *yaml.Node) Step {
 	// badName and badCommand: a value that is not a string was reported
 	// already; do not also report it as missing.
 	var hasCommand, badName, badCommand bool
-	p.fields(n, "step", []string{"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "timeout", "retry"}, func(key string, k, v *yaml.Node) {
+	p.fields(n, "step", Keys["step"], func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			badName = deref(v).Kind != yaml.ScalarNode
@@ -246,7 +256,7 @@ func (p *parser) retry(n *yaml.Node) Retry {
 	if !p.expect(n, yaml.MappingNode, "retry") {
 		return r
 	}
-	p.fields(n, "retry", []string{"max", "delay", "backoff", "on"}, func(key string, k, v *yaml.Node) {
+	p.fields(n, "retry", Keys["retry"], func(key string, k, v *yaml.Node) {
 		switch key {
 		case "max":
 			r.Max = p.retryMax(v, "retry.max")
