@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/baton-ci/baton/shared/engine"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 // Project groups runs; it is created on first use.
@@ -56,30 +57,7 @@ type Step struct {
 }
 
 // RetryPolicy says when a failed attempt is tried again.
-type RetryPolicy struct {
-	Max         int             `json:"max,omitempty"`
-	Delay       time.Duration   `json:"delay,omitempty"`
-	Exponential bool            `json:"exponential,omitempty"`
-	On          []engine.Reason `json:"on,omitempty"`
-}
-
-// Retries reports whether a failure of attempt (1-based) for reason gets
-// another attempt, and after what delay.
-func (p RetryPolicy) Retries(attempt int, reason engine.Reason) (time.Duration, bool) {
-	if attempt > p.Max {
-		return 0, false
-	}
-	for _, r := range p.On {
-		if r == reason {
-			delay := p.Delay
-			if p.Exponential {
-				delay <<= min(attempt-1, 20)
-			}
-			return delay, true
-		}
-	}
-	return 0, false
-}
+type RetryPolicy = runbook.Retry
 
 // Attempt is one try of a step.
 type Attempt struct {

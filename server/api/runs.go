@@ -63,7 +63,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		run.Steps = append(run.Steps, &server.Step{
 			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Args: st.Args, Env: rb.EnvFor(st),
 			DependsOn: st.DependsOn, Timeout: rb.TimeoutFor(st), If: st.Condition(),
-			Retry: server.RetryPolicy{Max: st.Retry.Max, Delay: st.Retry.Delay, Exponential: st.Retry.Exponential, On: st.Retry.On},
+			Retry: st.Retry,
 		})
 	}
 	if err := s.Runs.CreateRun(r.Context(), run); err != nil {

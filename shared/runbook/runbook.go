@@ -70,6 +70,24 @@ type Retry struct {
 	On []engine.Reason
 }
 
+// Retries reports whether a failure of attempt (1-based) for reason gets
+// another attempt, and after what delay.
+func (r Retry) Retries(attempt int, reason engine.Reason) (time.Duration, bool) {
+	if attempt > r.Max {
+		return 0, false
+	}
+	for _, on := range r.On {
+		if on == reason {
+			delay := r.Delay
+			if r.Exponential {
+				delay <<= min(attempt-1, 20)
+			}
+			return delay, true
+		}
+	}
+	return 0, false
+}
+
 // DefaultRetryOn is what retry.on is when a runbook does not say: every
 // reason except a deliberate cancel.
 func DefaultRetryOn() []engine.Reason {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/baton-ci/baton/agent/local"
 	"github.com/baton-ci/baton/shared/runbook"
 )
 
@@ -43,15 +45,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 func plan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("baton-agent plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	params := map[string]any{}
-	fs.Func("param", "a param as NAME=VALUE (repeatable)", func(v string) error {
-		name, value, ok := strings.Cut(v, "=")
-		if !ok || name == "" {
-			return fmt.Errorf("want NAME=VALUE, not %q", v)
-		}
-		params[name] = value
-		return nil
-	})
+	params := paramFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: baton-agent plan [--param NAME=VALUE]... RUNBOOK.yml")
 		fs.PrintDefaults()
@@ -81,4 +75,83 @@ func readRunbook(file string) (*runbook.Runbook, error) {
 		return nil, err
 	}
 	return runbook.Parse(file, text)
+}
+
+// test runs a runbook's whole DAG with canned step results (stub mode): no
+// containers, no server. It exits non-zero unless the run ends as expected.
+func test(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("baton-agent test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stubsFile := fs.String("stubs", "", "YAML file: step name to {exit_code, output, outputs, error}, or a list of them by attempt")
+	expect := fs.String("expect", "succeeded", "the run state the test expects: succeeded or failed")
+	params := paramFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: baton-agent test [--stubs FILE] [--param NAME=VALUE]... [--expect STATE] RUNBOOK.yml")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usageError{errors.New("name one runbook file")}
+	}
+	rb, err := readRunbook(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	stubs := local.Stubs{}
+	if *stubsFile != "" {
+		if stubs, err = local.LoadStubs(*stubsFile); err != nil {
+			return err
+		}
+		for name := range stubs {
+			if !hasStep(rb, name) {
+				return fmt.Errorf("%s: no step %q in %s", *stubsFile, name, fs.Arg(0))
+			}
+		}
+	}
+	res, err := (&local.Runner{Executor: local.StubExecutor{Stubs: stubs}, Parallel: 4, NoDelay: true}).Run(ctx, rb, params)
+	if err != nil {
+		return err
+	}
+	for _, s := range rb.Steps {
+		r := res.Steps[s.Name]
+		fmt.Fprintf(stdout, "%-24s %-10s", s.Name, r.State)
+		if r.Reason != "" {
+			fmt.Fprintf(stdout, " %s", r.Reason)
+		}
+		if r.Attempts > 1 {
+			fmt.Fprintf(stdout, " (%d attempts)", r.Attempts)
+		}
+		fmt.Fprintln(stdout)
+	}
+	fmt.Fprintf(stdout, "run %s\n", res.State)
+	if string(res.State) != *expect {
+		return fmt.Errorf("run %s, expected %s", res.State, *expect)
+	}
+	return nil
+}
+
+func hasStep(rb *runbook.Runbook, name string) bool {
+	for _, s := range rb.Steps {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// paramFlag registers a repeatable --param NAME=VALUE flag.
+func paramFlag(fs *flag.FlagSet) map[string]any {
+	params := map[string]any{}
+	fs.Func("param", "a param as NAME=VALUE (repeatable)", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("want NAME=VALUE, not %q", v)
+		}
+		params[name] = value
+		return nil
+	})
+	return params
 }

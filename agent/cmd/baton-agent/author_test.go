@@ -51,3 +51,25 @@ func TestPlan(t *testing.T) {
 		t.Errorf("plan without a required param: %v", err)
 	}
 }
+
+func TestStubModeTest(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "rb.yml", "steps:\n  - name: build\n    command: make\n    retry: 1\n  - name: ship\n    command: ship\n    depends_on: [build]\n  - name: alert\n    command: page\n    depends_on: [ship]\n    if: failure()\n")
+	stubs := writeFile(t, "stubs.yml", "build:\n  - exit_code: 1\n  - exit_code: 0\nship:\n  exit_code: 3\n")
+	var out, errOut bytes.Buffer
+	if err := test(t.Context(), []string{"--stubs", stubs, "--expect", "failed", file}, &out, &errOut); err != nil {
+		t.Fatalf("test: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"build                    succeeded  (2 attempts)", "ship                     failed     exit_code", "alert                    succeeded", "run failed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := test(t.Context(), []string{"--stubs", stubs, file}, &out, &errOut); err == nil {
+		t.Error("a failed run met the default expectation (succeeded)")
+	}
+	bad := writeFile(t, "bad.yml", "nosuch:\n  exit_code: 1\n")
+	if err := test(t.Context(), []string{"--stubs", bad, file}, &out, &errOut); err == nil || !strings.Contains(err.Error(), `no step "nosuch"`) {
+		t.Errorf("stub for an unknown step: %v", err)
+	}
+}

@@ -4,6 +4,7 @@
 //	baton-agent build-image [--busybox PATH] [--tag TAG]
 //	baton-agent validate RUNBOOK.yml...
 //	baton-agent plan [--param NAME=VALUE]... RUNBOOK.yml
+//	baton-agent test [--stubs FILE] [--param NAME=VALUE]... [--expect STATE] RUNBOOK.yml
 package main
 
 import (
@@ -42,6 +43,8 @@ func main() {
 		err = validate(os.Args[2:], os.Stdout, os.Stderr)
 	case "plan":
 		err = plan(os.Args[2:], os.Stdout, os.Stderr)
+	case "test":
+		err = test(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], logger)
 	}
