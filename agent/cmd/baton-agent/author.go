@@ -46,18 +46,7 @@ func plan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("baton-agent plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	params := paramFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: baton-agent plan [--param NAME=VALUE]... RUNBOOK.yml")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return usageError{errors.New("name one runbook file")}
-	}
-	rb, err := readRunbook(fs.Arg(0))
+	rb, err := parseOne(fs, args, "[--param NAME=VALUE]... RUNBOOK.yml")
 	if err != nil {
 		return err
 	}
@@ -67,6 +56,23 @@ func plan(args []string, stdout, stderr io.Writer) error {
 	}
 	p.Print(stdout)
 	return nil
+}
+
+// parseOne parses the flags of a command that takes one runbook file, and
+// reads and validates that file.
+func parseOne(fs *flag.FlagSet, args []string, usage string) (*runbook.Runbook, error) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s %s\n", fs.Name(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return nil, usageError{errors.New("name one runbook file")}
+	}
+	return readRunbook(fs.Arg(0))
 }
 
 func readRunbook(file string) (*runbook.Runbook, error) {
@@ -85,18 +91,7 @@ func test(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	stubsFile := fs.String("stubs", "", "YAML file: step name to {exit_code, output, outputs, error}, or a list of them by attempt")
 	expect := fs.String("expect", "succeeded", "the run state the test expects: succeeded or failed")
 	params := paramFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: baton-agent test [--stubs FILE] [--param NAME=VALUE]... [--expect STATE] RUNBOOK.yml")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return usageError{errors.New("name one runbook file")}
-	}
-	rb, err := readRunbook(fs.Arg(0))
+	rb, err := parseOne(fs, args, "[--stubs FILE] [--param NAME=VALUE]... [--expect STATE] RUNBOOK.yml")
 	if err != nil {
 		return err
 	}
