@@ -125,6 +125,7 @@ func (r *Runner) Run(ctx context.Context, rb *runbook.Runbook, given map[string]
 			}
 			set(name, engine.StepRunning)
 			res.Steps[name].Attempts++
+			res.Steps[name].Outputs = nil
 			running++
 			spec := agent.StepSpec{RunID: "local", StepID: name, StepName: name, Attempt: res.Steps[name].Attempts,
 				Image: d.Image, Command: d.Command, Args: d.Args, Env: d.Env}

@@ -109,7 +109,8 @@ func (s *Server) appendLog(w http.ResponseWriter, r *http.Request) {
 // became Ready.
 func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	var res protocol.StepResult
-	if err := decodeJSON(r, 64<<10, &res); err != nil {
+	// Room for the largest outputs JSON-escaped (a newline becomes two bytes).
+	if err := decodeJSON(r, 4*runbook.MaxOutputBytes, &res); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -41,8 +41,10 @@ type Change struct {
 	Step string
 	From StepState
 	To   StepState
-	// UpstreamFailed marks a skip caused by a failure before the step (as
-	// opposed to a condition that was false); pass it back to AdvanceFrom.
+	// UpstreamFailed marks a skip with a failure before the step (a
+	// dependency failed, or was skipped with a failure before it), as opposed
+	// to a skip that only a false condition caused; pass it back to
+	// AdvanceFrom so failure() further down sees the failure.
 	UpstreamFailed bool
 	// Err is set when To is Failed because the step's condition could not
 	// be evaluated.
@@ -57,7 +59,8 @@ func Advance(nodes []Node, states map[string]StepState) []Change {
 
 // AdvanceFrom returns the transitions that follow from the current states.
 // A pending step without a condition becomes Ready when all its dependencies
-// succeeded, and Skipped as soon as one failed, was skipped or was cancelled.
+// succeeded; it becomes Skipped as soon as one failed (or was skipped because
+// of a failure), else once all have ended without all succeeding.
 // A pending step with a condition waits until all its dependencies have
 // ended, then becomes Ready or Skipped as the condition says (Failed if it
 // cannot be evaluated). Skips propagate; steps on independent branches are
@@ -87,12 +90,17 @@ func AdvanceFrom(nodes []Node, states map[string]StepState, upstreamFailed map[s
 	for i, n := range nodes {
 		order[n.Name] = i
 	}
+	// Visit every step after its dependencies, so that it sees them as they
+	// end up in this call whatever the node order: the cause of a skip
+	// depends on it. For a valid graph the first pass moves every step that
+	// can move.
+	visit := dependencyOrder(nodes, order)
 	var changes []Change
 	// Each pass can only move pending steps forward, so this terminates in at
-	// most len(nodes) passes; skips propagate along chains across passes.
+	// most len(nodes) passes.
 	for changed := true; changed; {
 		changed = false
-		for _, n := range nodes {
+		for _, n := range visit {
 			if cur[n.Name] != StepPending {
 				continue
 			}
@@ -107,7 +115,10 @@ func AdvanceFrom(nodes []Node, states map[string]StepState, upstreamFailed map[s
 			switch {
 			case n.If == nil && succeeded:
 				c.To = StepReady
-			case n.If == nil && anyEnded(n, cur):
+			case n.If == nil && (failed || ended):
+				// A failure before the step decides at once; a dependency
+				// skipped by its condition decides only once all have ended,
+				// so the recorded cause does not depend on timing.
 				c.To, c.UpstreamFailed = StepSkipped, failed
 			case n.If == nil || !ended:
 				continue
@@ -121,7 +132,9 @@ func AdvanceFrom(nodes []Node, states map[string]StepState, upstreamFailed map[s
 				case ok:
 					c.To = StepReady
 				default:
-					c.To = StepSkipped
+					// A failure before the step stays visible to failure()
+					// below it, whatever made this condition false.
+					c.To, c.UpstreamFailed = StepSkipped, failed
 				}
 			}
 			changes = append(changes, c)
@@ -136,16 +149,31 @@ func AdvanceFrom(nodes []Node, states map[string]StepState, upstreamFailed map[s
 	return changes
 }
 
-// anyEnded reports whether some dependency of n ended without succeeding:
-// a step without a condition is skipped as soon as that happens.
-func anyEnded(n Node, cur map[string]StepState) bool {
-	for _, d := range n.DependsOn {
-		if st := cur[d]; st.Terminal() && st != StepSucceeded {
-			return true
+// dependencyOrder returns nodes with each one after the dependencies it has
+// among them (order maps a name to its index in nodes); a cycle, which a
+// valid graph does not have, is broken anywhere.
+func dependencyOrder(nodes []Node, order map[string]int) []Node {
+	seen := make([]bool, len(nodes))
+	out := make([]Node, 0, len(nodes))
+	var visit func(i int)
+	visit = func(i int) {
+		if seen[i] {
+			return
 		}
+		seen[i] = true
+		for _, d := range nodes[i].DependsOn {
+			if j, ok := order[d]; ok {
+				visit(j)
+			}
+		}
+		out = append(out, nodes[i])
 	}
-	return false
+	for i := range nodes {
+		visit(i)
+	}
+	return out
 }
+
 
 // RunStateOf derives the run state from its step states.
 func RunStateOf(states map[string]StepState) RunState {

@@ -60,8 +60,8 @@
 //
 // contains, startsWith and endsWith convert their arguments to strings and are
 // case-sensitive (GitHub's are not). The status functions read
-// [Context.Status]: success() is true when no dependency failed and the run
-// is not cancelled, failure() when a dependency failed and the run is not
+// [Context.Status]: success() is true when every dependency succeeded (none
+// failed, was skipped or cancelled) and the run is not cancelled, failure() when a dependency failed and the run is not
 // cancelled, cancelled() when the run is cancelled, always() always.
 //
 // As on GitHub, a condition that calls no status function is meant as

@@ -22,6 +22,10 @@ type Context interface {
 type Status struct {
 	// DependencyFailed is true when a step this one depends on failed.
 	DependencyFailed bool
+	// DependencyNotSucceeded is true when a step this one depends on ended
+	// without succeeding for any reason (failed, skipped, cancelled):
+	// success() is false then, as it is for a step with no condition.
+	DependencyNotSucceeded bool
 	// Cancelled is true when the run was cancelled.
 	Cancelled bool
 }

@@ -247,6 +247,7 @@ func TestStatusFunctions(t *testing.T) {
 	}{
 		{"all passed", expr.Status{}, [4]bool{true, false, true, false}},
 		{"dependency failed", expr.Status{DependencyFailed: true}, [4]bool{false, true, true, false}},
+		{"dependency skipped by its condition", expr.Status{DependencyNotSucceeded: true}, [4]bool{false, false, true, false}},
 		{"cancelled", expr.Status{Cancelled: true}, [4]bool{false, false, true, true}},
 		{"failed and cancelled", expr.Status{DependencyFailed: true, Cancelled: true}, [4]bool{false, false, true, true}},
 	}

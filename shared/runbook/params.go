@@ -2,6 +2,7 @@ package runbook
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,7 +85,7 @@ func (p *parser) params(n *yaml.Node) []Param {
 			case "default":
 				defNode = vn
 			case "values":
-				prm.Values = p.names(vn)
+				prm.Values = p.names(vn, "values")
 			case "description":
 				prm.Description = p.scalar(vn, "description")
 			}
@@ -94,6 +95,8 @@ func (p *parser) params(n *yaml.Node) []Param {
 			p.errorf(v, "param %q is an enum: list its values", prm.Name)
 		case prm.Type != ParamEnum && len(prm.Values) > 0:
 			p.errorf(v, "param %q: values are only for type enum", prm.Name)
+		case prm.Type == ParamEnum && !prm.Required && defNode == nil:
+			p.errorf(v, "param %q is an optional enum: give it a default (one of its values)", prm.Name)
 		}
 		if defNode != nil {
 			if prm.Required {
@@ -115,7 +118,7 @@ func (prm Param) convert(s string) (any, error) {
 	switch prm.Type {
 	case ParamNumber:
 		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil {
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, fmt.Errorf("%q is not a number", s)
 		}
 		return f, nil

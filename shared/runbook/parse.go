@@ -161,7 +161,7 @@ func (p *parser) step(n *yaml.Node) Step {
 		case "image":
 			s.Image = p.scalar(v, "image")
 		case "depends_on":
-			s.DependsOn = p.names(v)
+			s.DependsOn = p.names(v, "depends_on")
 		case "env":
 			s.Env = p.env(v, "env")
 		case "timeout":
@@ -180,7 +180,7 @@ func (p *parser) step(n *yaml.Node) Step {
 			}
 			s.Cleanup = b
 		case "outputs":
-			s.Outputs = p.names(v)
+			s.Outputs = p.names(v, "outputs")
 			if s.Outputs == nil {
 				s.Outputs = []string{}
 			}
@@ -256,9 +256,16 @@ func (p *parser) retry(n *yaml.Node) Retry {
 	if !p.expect(n, yaml.MappingNode, "retry") {
 		return r
 	}
+	hasMax := false
+	defer func() {
+		if !hasMax {
+			p.errorf(n, "retry has no max: give the number of retries (retry: {max: 2, ...} or retry: 2)")
+		}
+	}()
 	p.fields(n, "retry", Keys["retry"], func(key string, k, v *yaml.Node) {
 		switch key {
 		case "max":
+			hasMax = true
 			r.Max = p.retryMax(v, "retry.max")
 		case "delay":
 			r.Delay = p.duration(v, "retry.delay", 0, MaxRetryDelay)
@@ -289,7 +296,7 @@ func (p *parser) retryMax(n *yaml.Node, what string) int {
 
 func (p *parser) reasons(n *yaml.Node) []engine.Reason {
 	var out []engine.Reason
-	for _, name := range p.names(n) {
+	for _, name := range p.names(n, "retry.on") {
 		r := engine.Reason(name)
 		if !r.Valid() || r == engine.ReasonCancelled {
 			valid := DefaultRetryOn()
@@ -306,19 +313,23 @@ func (p *parser) reasons(n *yaml.Node) []engine.Reason {
 }
 
 // names reads depends_on: a list of step names, or a single name.
-func (p *parser) names(n *yaml.Node) []string {
+func (p *parser) names(n *yaml.Node, what string) []string {
 	if v := deref(n); v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
 		return []string{v.Value}
 	} else if v.Kind == yaml.ScalarNode {
 		return nil
 	}
-	if !p.expect(n, yaml.SequenceNode, "depends_on") {
+	if !p.expect(n, yaml.SequenceNode, what) {
 		return nil
 	}
 	out := make([]string, 0, len(n.Content))
 	for _, c := range n.Content {
 		if deref(c).Kind != yaml.ScalarNode {
-			p.errorf(c, "depends_on entries must be step names")
+			if what == "depends_on" {
+				p.errorf(c, "depends_on entries must be step names")
+			} else {
+				p.errorf(c, "%s entries must be single values", what)
+			}
 			continue
 		}
 		out = append(out, deref(c).Value)
@@ -338,6 +349,10 @@ func (p *parser) env(n *yaml.Node, what string) map[string]string {
 		k, v := n.Content[i], n.Content[i+1]
 		if !envNameRe.MatchString(k.Value) {
 			p.errorf(k, "%s: %q is not a valid variable name (letters, digits, '_'; not starting with a digit)", what, k.Value)
+			continue
+		}
+		if k.Value == "CI" || strings.HasPrefix(k.Value, "BATON") {
+			p.errorf(k, "%s: %s is set by Baton in every step and cannot be overridden", what, k.Value)
 			continue
 		}
 		if deref(v).Kind != yaml.ScalarNode {

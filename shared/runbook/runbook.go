@@ -80,7 +80,7 @@ func (r Retry) Retries(attempt int, reason engine.Reason) (time.Duration, bool) 
 		if on == reason {
 			delay := r.Delay
 			if r.Exponential {
-				delay <<= min(attempt-1, 20)
+				delay = min(delay<<min(attempt-1, 20), MaxRetryDelay)
 			}
 			return delay, true
 		}

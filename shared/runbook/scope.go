@@ -259,7 +259,7 @@ func Condition(src string, facts func() (*Scope, error)) (*engine.Condition, err
 		if err != nil {
 			return false, err
 		}
-		scope.Deps = expr.Status{DependencyFailed: st.DependencyFailed, Cancelled: st.Cancelled}
+		scope.Deps = expr.Status{DependencyFailed: st.DependencyFailed, DependencyNotSucceeded: !st.Succeeded, Cancelled: st.Cancelled}
 		return e.Bool(scope)
 	}}, nil
 }
