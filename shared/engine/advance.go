@@ -174,7 +174,6 @@ func dependencyOrder(nodes []Node, order map[string]int) []Node {
 	return out
 }
 
-
 // RunStateOf derives the run state from its step states.
 func RunStateOf(states map[string]StepState) RunState {
 	counts := make(map[StepState]int, 7)

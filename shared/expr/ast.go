@@ -85,7 +85,9 @@ func init() {
 		{name: "startsWith", params: []string{"s", "prefix"}, eval: func(_ Status, a, b Value) bool {
 			return strings.HasPrefix(a.String(), b.String())
 		}},
-		{name: "success", status: true, eval: func(s Status, _, _ Value) bool { return !s.DependencyFailed && !s.DependencyNotSucceeded && !s.Cancelled }},
+		{name: "success", status: true, eval: func(s Status, _, _ Value) bool {
+			return !s.DependencyFailed && !s.DependencyNotSucceeded && !s.Cancelled
+		}},
 	} {
 		functions[f.name] = f
 	}
