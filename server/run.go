@@ -43,6 +43,7 @@ type Step struct {
 	Timeout    time.Duration
 	Retry      RetryPolicy
 	If         string // condition expression; "" means success()
+	Assert     *runbook.Assert
 	State      engine.StepState
 	ExitCode   *int
 	Reason     engine.Reason

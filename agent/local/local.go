@@ -159,8 +159,11 @@ func (r *Runner) Run(ctx context.Context, rb *runbook.Runbook, given map[string]
 			code := d.outcome.ExitCode
 			sr.ExitCode = &code
 			sr.Outputs, _ = runbook.ParseOutputs(d.outcome.Outputs)
-			if code != 0 {
+			assert := byName[d.name].Assert
+			if msg := assert.Check(code, d.log); msg != "" && assert == nil {
 				sr.Reason = engine.ReasonExitCode
+			} else if msg != "" {
+				sr.Reason, sr.Error = engine.ReasonAssert, "assert: "+msg
 			}
 		}
 		if sr.Reason == "" {

@@ -99,3 +99,19 @@ func TestStubbedRunFailure(t *testing.T) {
 		t.Errorf("build %+v, flaky %+v", b, res.Steps["flaky"])
 	}
 }
+
+func TestStubbedAssert(t *testing.T) {
+	t.Parallel()
+	rb, err := runbook.Parse("a.yml", []byte("steps:\n  - name: a\n    command: x\n    assert: {exit_codes: [0, 2], output_matches: ok}\n  - name: b\n    command: y\n    assert: {output_matches: ok}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubs := local.Stubs{"a": {{ExitCode: 2, Output: "all ok\n"}}, "b": {{Output: "nope\n"}}}
+	res, err := (&local.Runner{Executor: local.StubExecutor{Stubs: stubs}}).Run(context.Background(), rb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := res.Steps["a"], res.Steps["b"]; a.State != engine.StepSucceeded || b.State != engine.StepFailed || b.Reason != engine.ReasonAssert {
+		t.Errorf("a %+v, b %+v", a, b)
+	}
+}

@@ -62,7 +62,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	for _, st := range rb.Steps {
 		run.Steps = append(run.Steps, &server.Step{
 			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Args: st.Args, Env: rb.EnvFor(st),
-			DependsOn: st.DependsOn, Timeout: rb.TimeoutFor(st), If: st.Condition(),
+			DependsOn: st.DependsOn, Timeout: rb.TimeoutFor(st), If: st.Condition(), Assert: st.Assert,
 			Retry: st.Retry,
 		})
 	}

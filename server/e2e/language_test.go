@@ -41,10 +41,20 @@ steps:
     depends_on: [build]
     if: params.version == 'prod'
     command: echo never
+  - name: grep-miss
+    command: echo haystack; exit 1
+    assert:
+      exit_codes: [0, 1]
+      output_matches: "^hay"
+  - name: wrong-output
+    command: echo nope
+    assert:
+      output_matches: "^ok"
 `
 
 // Outputs flow between steps through ${{ }}, params fill in defaults,
-// failure() and cleanup steps run after a failure, a false if skips.
+// failure() and cleanup steps run after a failure, a false if skips, and
+// assert decides success from exit codes and output.
 func TestOutputsParamsAndConditions(t *testing.T) {
 	t.Parallel()
 	s := fleet(t)
@@ -68,6 +78,7 @@ func TestOutputsParamsAndConditions(t *testing.T) {
 		"build": {"succeeded", ""}, "use": {"succeeded", ""}, "fail": {"failed", "exit_code"},
 		"after-fail": {"skipped", "upstream_failed"}, "on-failure": {"succeeded", ""},
 		"cleanup": {"succeeded", ""}, "prod-only": {"skipped", "condition"},
+		"grep-miss": {"succeeded", ""}, "wrong-output": {"failed", "assert"},
 	}
 	for name, w := range want {
 		if st := run.step(t, name); st.State != w.state || st.Reason != w.reason {

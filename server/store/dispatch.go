@@ -123,9 +123,8 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 		if att.AgentID != res.AgentID {
 			return server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", res.StepID, res.Attempt)
 		}
-		state, reason := outcome(res)
 		if att.FinishedAt != nil {
-			if att.State == string(state) && att.Reason == string(reason) && att.Error == res.Error && sameCode(att.ExitCode, res.ExitCode) {
+			if att.Reported == reportKey(res) {
 				return nil // a retried report
 			}
 			return server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
@@ -134,15 +133,19 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 		if err != nil {
 			return err
 		}
-		now := s.now()
-		if err := tx.Model(&attemptRow{}).Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Updates(map[string]any{
-			"state": state, "exit_code": res.ExitCode, "reason": reason, "error": res.Error, "finished_at": now,
-		}).Error; err != nil {
-			return fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
-		}
 		step, err := row.domain()
 		if err != nil {
 			return err
+		}
+		state, reason, errMsg, err := s.judge(tx, step, res)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if err := tx.Model(&attemptRow{}).Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Updates(map[string]any{
+			"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg, "reported": reportKey(res), "finished_at": now,
+		}).Error; err != nil {
+			return fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
 		}
 		outputs := res.Outputs
 		if outputs == nil {
@@ -152,7 +155,7 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 		if err != nil {
 			return err
 		}
-		updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": res.Error,
+		updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg,
 			"outputs": string(outputsJSON), "finished_at": now}
 		delay, retry := time.Duration(0), false
 		if state == engine.StepFailed {
@@ -176,21 +179,41 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 	return ready, err
 }
 
-// outcome is the step state and failure reason a result stands for.
-func outcome(res server.StepResult) (engine.StepState, engine.Reason) {
+// judge decides how an attempt ended: the agent's report, then the step's
+// assert (exit codes, and output matched against the stored log).
+func (s *DB) judge(tx *gorm.DB, step *server.Step, res server.StepResult) (engine.StepState, engine.Reason, string, error) {
 	switch {
-	case res.ExitCode != nil && *res.ExitCode == 0 && res.Error == "" && res.Reason == "":
-		return engine.StepSucceeded, ""
-	case res.Reason != "":
-		return engine.StepFailed, res.Reason
-	case res.ExitCode != nil:
-		return engine.StepFailed, engine.ReasonExitCode
+	case res.Reason != "" && res.Reason != engine.ReasonExitCode:
+		return engine.StepFailed, res.Reason, res.Error, nil
+	case res.ExitCode == nil:
+		return engine.StepFailed, engine.ReasonInfra, res.Error, nil
+	case res.Error != "":
+		return engine.StepFailed, engine.ReasonExitCode, res.Error, nil
 	}
-	return engine.StepFailed, engine.ReasonInfra
+	var log []byte
+	if step.Assert != nil && step.Assert.OutputMatches != "" {
+		var err error
+		if log, err = s.attemptLog(tx, step.ID, res.Attempt); err != nil {
+			return "", "", "", err
+		}
+	}
+	msg := step.Assert.Check(*res.ExitCode, log)
+	switch {
+	case msg == "":
+		return engine.StepSucceeded, "", "", nil
+	case step.Assert == nil:
+		return engine.StepFailed, engine.ReasonExitCode, "", nil
+	}
+	return engine.StepFailed, engine.ReasonAssert, "assert: " + msg, nil
 }
 
-func sameCode(a, b *int) bool {
-	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+// reportKey is what an agent reported, to recognise a retried report.
+func reportKey(res server.StepResult) string {
+	code := "none"
+	if res.ExitCode != nil {
+		code = fmt.Sprint(*res.ExitCode)
+	}
+	return fmt.Sprintf("%s|%s|%s", code, res.Reason, res.Error)
 }
 
 // advance applies the engine's transitions that follow from step `changed`

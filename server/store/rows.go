@@ -46,6 +46,7 @@ type stepRow struct {
 	TimeoutMs  int64
 	Retry      string
 	IfCond     string
+	Assert     string
 	State      string
 	ExitCode   *int
 	Reason     string
@@ -69,6 +70,7 @@ type attemptRow struct {
 	ExitCode   *int
 	Reason     string
 	Error      string
+	Reported   string
 	StartedAt  time.Time
 	FinishedAt *time.Time
 }
@@ -130,7 +132,7 @@ func (r *stepRow) domain() (*server.Step, error) {
 	for _, f := range []struct {
 		text string
 		into any
-	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}, {r.Outputs, &s.Outputs}} {
+	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}, {r.Outputs, &s.Outputs}, {r.Assert, &s.Assert}} {
 		if err := json.Unmarshal([]byte(f.text), f.into); err != nil {
 			return nil, err
 		}
@@ -163,6 +165,10 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	assert, err := json.Marshal(s.Assert)
+	if err != nil {
+		return nil, err
+	}
 	outputs := s.Outputs
 	if outputs == nil {
 		outputs = map[string]string{}
@@ -174,7 +180,7 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	return &stepRow{
 		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
 		Args: string(argsJSON), Env: string(env), DependsOn: string(dependsOn), TimeoutMs: s.Timeout.Milliseconds(),
-		Retry: string(retry), IfCond: s.If, State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
+		Retry: string(retry), IfCond: s.If, Assert: string(assert), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
 		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 	}, nil
 }

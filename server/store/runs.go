@@ -186,9 +186,14 @@ func (s *DB) StepLog(ctx context.Context, runID, stepName string, attempt int) (
 	if attempt < 0 || attempt > st.Attempt {
 		return nil, server.Errorf(server.ENOTFOUND, "step %q of run %q has no attempt %d", stepName, runID, attempt)
 	}
+	return s.attemptLog(db, st.ID, attempt)
+}
+
+// attemptLog returns one attempt's output, chunks in offset order.
+func (s *DB) attemptLog(tx *gorm.DB, stepID string, attempt int) ([]byte, error) {
 	var chunks []stepLogRow
-	if err := db.Where("step_id = ? AND attempt = ?", st.ID, attempt).Order("byte_offset").Find(&chunks).Error; err != nil {
-		return nil, fmt.Errorf("log of step %s: %w", st.ID, err)
+	if err := tx.Where("step_id = ? AND attempt = ?", stepID, attempt).Order("byte_offset").Find(&chunks).Error; err != nil {
+		return nil, fmt.Errorf("log of step %s: %w", stepID, err)
 	}
 	var buf bytes.Buffer
 	for _, c := range chunks {

@@ -77,6 +77,7 @@ type Reason string
 
 const (
 	ReasonExitCode  Reason = "exit_code"  // the command exited non-zero
+	ReasonAssert    Reason = "assert"     // the step's assert refused its exit code or output
 	ReasonTimeout   Reason = "timeout"    // the step ran past its timeout
 	ReasonAgentLost Reason = "agent_lost" // the agent stopped answering
 	ReasonInfra     Reason = "infra"      // the step could not run: image missing, Docker down, ...
@@ -93,7 +94,7 @@ const (
 
 // Reasons lists the failure reasons an agent reports.
 func Reasons() []Reason {
-	return []Reason{ReasonExitCode, ReasonTimeout, ReasonAgentLost, ReasonInfra, ReasonCancelled}
+	return []Reason{ReasonExitCode, ReasonAssert, ReasonTimeout, ReasonAgentLost, ReasonInfra, ReasonCancelled}
 }
 
 // Valid reports whether r is one of Reasons.

@@ -311,8 +311,8 @@ func keysUsed(t *testing.T, text string, used map[string]bool) {
 				for _, s := range v.Content {
 					mapping(s, "step")
 				}
-			case section == "step" && k == "retry":
-				mapping(v, "retry")
+			case section == "step" && (k == "retry" || k == "assert"):
+				mapping(v, k)
 			}
 		}
 	}

@@ -28,7 +28,8 @@ var Keys = map[string][]string{
 	"runbook": {"name", "description", "params", "global", "steps"},
 	"param":   {"type", "required", "default", "values", "description"},
 	"global":  {"env", "image", "timeout"},
-	"step":    {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "timeout", "retry"},
+	"step":    {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "timeout", "retry"},
+	"assert":  {"exit_codes", "output_matches"},
 	"retry":   {"max", "delay", "backoff", "on"},
 }
 
@@ -168,6 +169,8 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.Timeout = p.duration(v, "timeout", time.Second, MaxTimeout)
 		case "retry":
 			s.Retry = p.retry(v)
+		case "assert":
+			s.Assert = p.assert(v)
 		case "if":
 			s.If = p.scalar(v, "if")
 			if strings.TrimSpace(s.If) == "" {
@@ -243,6 +246,34 @@ func (p *parser) duration(n *yaml.Node, what string, least, most time.Duration) 
 		return 0
 	}
 	return d
+}
+
+// assert reads assert: exit_codes (a list, or one code) and output_matches
+// (an RE2 regular expression).
+func (p *parser) assert(n *yaml.Node) *Assert {
+	a := &Assert{}
+	if !p.expect(n, yaml.MappingNode, "assert") {
+		return a
+	}
+	p.fields(n, "assert", Keys["assert"], func(key string, k, v *yaml.Node) {
+		switch key {
+		case "exit_codes":
+			for _, c := range p.names(v, "assert.exit_codes") {
+				code, err := strconv.Atoi(c)
+				if err != nil || code < 0 || code > 255 {
+					p.errorf(v, "assert.exit_codes: %q is not an exit code (0 to 255)", c)
+					continue
+				}
+				a.ExitCodes = append(a.ExitCodes, code)
+			}
+		case "output_matches":
+			a.OutputMatches = p.scalar(v, "assert.output_matches")
+			if _, err := regexp.Compile(a.OutputMatches); err != nil {
+				p.errorf(v, "assert.output_matches is not a valid regular expression (RE2 syntax): %v", err)
+			}
+		}
+	})
+	return a
 }
 
 // retry reads retry: either a number of retries, or a mapping with max,

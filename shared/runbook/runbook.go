@@ -3,6 +3,8 @@
 package runbook
 
 import (
+	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/baton-ci/baton/shared/engine"
@@ -47,6 +49,8 @@ type Step struct {
 	// Outputs, when declared, are the only output names other steps may
 	// read; nil means undeclared (any name).
 	Outputs []string
+	// Assert decides success instead of "exit code 0"; nil means that.
+	Assert *Assert
 
 	// Pos is where the step starts in the source.
 	Pos Pos `yaml:"-"`
@@ -70,6 +74,41 @@ type Retry struct {
 	On []engine.Reason
 }
 
+// Assert checks a step's result beyond its exit code.
+type Assert struct {
+	// ExitCodes are the exit codes that count as success (default [0]).
+	ExitCodes []int `json:"exit_codes,omitempty"`
+	// OutputMatches is an RE2 regular expression the step's output (stdout
+	// and stderr) must match.
+	OutputMatches string `json:"output_matches,omitempty"`
+}
+
+// Check reports why a step that exited with code and printed output did not
+// succeed, or "" when it did. A nil Assert means exit code 0.
+func (a *Assert) Check(code int, output []byte) string {
+	codes := []int{0}
+	if a != nil && len(a.ExitCodes) > 0 {
+		codes = a.ExitCodes
+	}
+	ok := false
+	for _, c := range codes {
+		ok = ok || c == code
+	}
+	if !ok {
+		return fmt.Sprintf("exit code %d is not one of %v", code, codes)
+	}
+	if a != nil && a.OutputMatches != "" {
+		re, err := regexp.Compile(a.OutputMatches)
+		if err != nil {
+			return fmt.Sprintf("assert.output_matches: %v", err) // validated at parse time
+		}
+		if !re.Match(output) {
+			return fmt.Sprintf("output does not match %s", a.OutputMatches)
+		}
+	}
+	return ""
+}
+
 // Retries reports whether a failure of attempt (1-based) for reason gets
 // another attempt, and after what delay.
 func (r Retry) Retries(attempt int, reason engine.Reason) (time.Duration, bool) {
@@ -91,7 +130,7 @@ func (r Retry) Retries(attempt int, reason engine.Reason) (time.Duration, bool) 
 // DefaultRetryOn is what retry.on is when a runbook does not say: every
 // reason except a deliberate cancel.
 func DefaultRetryOn() []engine.Reason {
-	return []engine.Reason{engine.ReasonExitCode, engine.ReasonTimeout, engine.ReasonAgentLost, engine.ReasonInfra}
+	return []engine.Reason{engine.ReasonExitCode, engine.ReasonAssert, engine.ReasonTimeout, engine.ReasonAgentLost, engine.ReasonInfra}
 }
 
 // TimeoutFor returns the step's timeout, else global.timeout, else DefaultTimeout.

@@ -39,6 +39,7 @@ func TestSchemaMatchesParser(t *testing.T) {
 		"step":    props(defs["step"]),
 		"param":   props(defs["param"]),
 		"retry":   props(stepRetry),
+		"assert":  props(props(defs["step"])["assert"]),
 	}
 	if len(objects) != len(runbook.Keys) {
 		t.Errorf("schema checks %d mappings, the parser has %d", len(objects), len(runbook.Keys))

@@ -30,6 +30,7 @@ CREATE TABLE steps (
     timeout_ms  INTEGER NOT NULL,
     retry       TEXT NOT NULL DEFAULT '{}',
     if_cond     TEXT NOT NULL DEFAULT '',
+    assert      TEXT NOT NULL DEFAULT 'null',
     state       TEXT NOT NULL,
     exit_code   INTEGER,
     reason      TEXT NOT NULL DEFAULT '',
@@ -66,6 +67,8 @@ CREATE TABLE step_attempts (
     exit_code   INTEGER,
     reason      TEXT NOT NULL DEFAULT '',
     error       TEXT NOT NULL DEFAULT '',
+    -- What the agent reported, to acknowledge a retried report.
+    reported    TEXT NOT NULL DEFAULT '',
     started_at  DATETIME NOT NULL,
     finished_at DATETIME,
     PRIMARY KEY (step_id, attempt)
