@@ -90,6 +90,10 @@ type RunStore interface {
 	CreateRun(ctx context.Context, run *Run) error
 	// FindRun returns a run with its steps, or ENOTFOUND.
 	FindRun(ctx context.Context, id string) (*Run, error)
+	// ResumeRun makes an ended run's failed, cancelled and skipped steps
+	// pending again and decides them anew; succeeded steps keep their
+	// results. ECONFLICT unless the run failed or was cancelled.
+	ResumeRun(ctx context.Context, id string) (*Run, error)
 	// StepLog returns the stored output of one attempt of a run's step (0:
 	// the latest), or ENOTFOUND.
 	StepLog(ctx context.Context, runID, stepName string, attempt int) ([]byte, error)

@@ -59,6 +59,7 @@ func (s *Server) Router() http.Handler {
 			r.Post("/registration-tokens", s.createRegistrationToken)
 			r.Post("/runs", s.createRun)
 			r.Get("/runs/{id}", s.getRun)
+			r.Post("/runs/{id}/resume", s.resumeRun)
 			r.Get("/runs/{id}/steps/{name}/log", s.getStepLog)
 			r.Get("/agents", s.listAgents)
 			r.Get("/agents/{id}", s.getAgent)

@@ -119,6 +119,18 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, runView(run))
 }
 
+// resumeRun starts a failed run again from its failed steps.
+func (s *Server) resumeRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.Runs.ResumeRun(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.Wake.Notify()
+	s.Logger.InfoContext(r.Context(), "run resumed", slog.String("run_id", run.ID))
+	writeJSON(w, http.StatusOK, runView(run))
+}
+
 func (s *Server) getStepLog(w http.ResponseWriter, r *http.Request) {
 	attempt := 0
 	if v := r.URL.Query().Get("attempt"); v != "" {

@@ -88,6 +88,48 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 	})
 }
 
+// ResumeRun starts an ended run again from where it failed: failed,
+// cancelled and skipped steps go back to pending and are decided again, so
+// the ones whose dependencies succeeded become Ready; succeeded steps keep
+// their results and outputs. Attempt numbers continue.
+func (s *DB) ResumeRun(ctx context.Context, id string) (*server.Run, error) {
+	var run *server.Run
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if run, err = s.findRun(tx, id); err != nil {
+			return err
+		}
+		if run.State != engine.RunFailed && run.State != engine.RunCancelled {
+			return server.Errorf(server.ECONFLICT, "run %s is %s; only a failed or cancelled run can be resumed", id, run.State)
+		}
+		if err := tx.Model(&stepRow{}).Where("run_id = ? AND state IN ?", id,
+			[]engine.StepState{engine.StepFailed, engine.StepCancelled, engine.StepSkipped}).
+			Updates(map[string]any{"state": engine.StepPending, "reason": "", "error": "", "finished_at": nil, "agent_id": ""}).Error; err != nil {
+			return fmt.Errorf("reset steps of run %s: %w", id, err)
+		}
+		if err := tx.Model(&runRow{}).Where("id = ?", id).Updates(map[string]any{"finished_at": nil}).Error; err != nil {
+			return fmt.Errorf("reopen run %s: %w", id, err)
+		}
+		first := true
+		if _, err := s.settle(tx, id, func(frontier []string) ([]stepRow, error) {
+			if !first {
+				return pendingDependents(tx, id, frontier)
+			}
+			first = false
+			var rows []stepRow
+			err := tx.Where("run_id = ? AND state = ?", id, engine.StepPending).Find(&rows).Error
+			return rows, err
+		}, []string{""}); err != nil {
+			return err
+		}
+		return s.refresh(tx, run)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
 // refresh reloads the run's state and steps after settle changed them.
 func (s *DB) refresh(tx *gorm.DB, run *server.Run) error {
 	fresh, err := s.findRun(tx, run.ID)

@@ -785,3 +785,39 @@ func TestFailureSkipsTransitivelyAndJoinsWait(t *testing.T) {
 	complete(t, s, f, 0, 0)
 	checkStates(t, s, run.ID, engine.RunFailed, map[string]engine.StepState{"a": F, "x": S, "b": K, "c": K, "d": K, "e": S, "f": S})
 }
+
+// A failed run resumes from its failed steps: succeeded ones keep their
+// results, failed and skipped ones are decided again, attempts continue.
+func TestResumeRun(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	run := createRun(t, s, diamond("p"))
+	const R, S, P, F, K = engine.StepReady, engine.StepSucceeded, engine.StepPending, engine.StepFailed, engine.StepSkipped
+	if _, err := s.ResumeRun(t.Context(), run.ID); server.ErrorCode(err) != server.ECONFLICT {
+		t.Fatalf("resuming a pending run: %v, want ECONFLICT", err)
+	}
+	complete(t, s, reserve(t, s, "ag", "a"), 0, 2)
+	b := reserve(t, s, "ag", "b")
+	complete(t, s, b, 3, 0)
+	complete(t, s, reserve(t, s, "ag", "c"), 0, 0)
+	checkStates(t, s, run.ID, engine.RunFailed, map[string]engine.StepState{"a": S, "b": F, "c": S, "d": K})
+
+	resumed, err := s.ResumeRun(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.State != engine.RunRunning || resumed.FinishedAt != nil {
+		t.Errorf("resumed run %s finished %v, want running and open", resumed.State, resumed.FinishedAt)
+	}
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{"a": S, "b": R, "c": S, "d": P})
+	b = reserve(t, s, "ag", "b")
+	if b.Attempt != 2 {
+		t.Errorf("resumed b is attempt %d, want 2", b.Attempt)
+	}
+	complete(t, s, b, 0, 1)
+	complete(t, s, reserve(t, s, "ag", "d"), 0, 0)
+	checkStates(t, s, run.ID, engine.RunSucceeded, map[string]engine.StepState{"a": S, "b": S, "c": S, "d": S})
+	if st := stepNamed(t, findRun(t, s, run.ID), "a"); st.Attempt != 1 || len(st.Attempts) != 1 {
+		t.Errorf("a was run again: %+v", st)
+	}
+}
