@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/rand"
+	"fmt"
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
@@ -35,7 +36,13 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, server.Errorf(server.EINVALID, "project %q: use 1 to 100 letters, digits, '-', '_' or '.'", req.Project))
 		return
 	}
-	rb, err := runbook.Parse("runbook.yml", []byte(req.Runbook))
+	rb, err := runbook.ParseFiles("runbook.yml", []byte(req.Runbook), func(path string) ([]byte, error) {
+		text, ok := req.Files[path]
+		if !ok {
+			return nil, fmt.Errorf("not among the files sent with the run (files)")
+		}
+		return []byte(text), nil
+	})
 	if err != nil {
 		var details []string
 		if errs, ok := err.(runbook.Errors); ok {
@@ -89,7 +96,7 @@ func readCreateRun(r *http.Request) (protocol.CreateRunRequest, error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json", "":
-		err := decodeJSON(r, runbook.MaxSize+4096, &req)
+		err := decodeJSON(r, 4*runbook.MaxSize, &req) // the runbook and the files it includes
 		return req, err
 	case "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain":
 		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, runbook.MaxSize+1))

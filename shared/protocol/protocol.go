@@ -35,6 +35,9 @@ type CreateRunRequest struct {
 	Runbook string `json:"runbook"`
 	// Params are the runbook's params: strings, numbers or booleans.
 	Params map[string]any `json:"params,omitempty"`
+	// Files are the repository files the runbook includes, by path
+	// relative to the repository root.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // Run is a run as the admin API shows it.

@@ -48,8 +48,15 @@ func (es Errors) Strings() []string {
 	return out
 }
 
-func (es Errors) sorted() Errors {
+// sorted orders errors by file (the root file first), line and column.
+func (es Errors) sorted(root string) Errors {
 	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].File != es[j].File {
+			if es[i].File == root || es[j].File == root {
+				return es[i].File == root
+			}
+			return es[i].File < es[j].File
+		}
 		if es[i].Pos.Line != es[j].Pos.Line {
 			return es[i].Pos.Line < es[j].Pos.Line
 		}

@@ -46,7 +46,7 @@ func (p *parser) params(n *yaml.Node) []Param {
 	var out []Param
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		prm := Param{Name: k.Value, Type: ParamString, Pos: Pos{Line: k.Line, Column: k.Column}}
+		prm := Param{Name: k.Value, Type: ParamString, Pos: Pos{File: p.included, Line: k.Line, Column: k.Column}}
 		if !envNameRe.MatchString(prm.Name) {
 			p.errorf(k, "param name %q: use letters, digits and '_', not starting with a digit", prm.Name)
 			continue

@@ -25,7 +25,8 @@ const (
 // Keys lists the keys each mapping of a runbook accepts, in documentation
 // order. The JSON Schema is checked against it.
 var Keys = map[string][]string{
-	"runbook": {"name", "description", "params", "global", "steps"},
+	"runbook": {"name", "description", "params", "global", "include", "steps"},
+	"include": {"path", "as", "after"},
 	"param":   {"type", "required", "default", "values", "description"},
 	"global":  {"env", "image", "timeout"},
 	"step":    {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "timeout", "retry"},
@@ -40,20 +41,37 @@ var (
 
 // Parse reads runbook text and validates it. file names the source in error
 // messages. On failure the error is an Errors value holding every problem
-// found, each with file:line:column.
+// found, each with file:line:column. A runbook with include needs
+// ParseFiles.
 func Parse(file string, text []byte) (*Runbook, error) {
+	return ParseFiles(file, text, nil)
+}
+
+// Loader reads a file of the runbook's repository by its path relative to
+// the repository root (already cleaned and checked not to leave it).
+type Loader func(path string) ([]byte, error)
+
+// ParseFiles is Parse for a runbook whose includes load reads.
+func ParseFiles(file string, text []byte, load Loader) (*Runbook, error) {
 	p := &parser{file: file}
 	rb := p.parse(text)
+	p.resolveIncludes(rb, load, []string{file})
+	if len(rb.Steps) == 0 && len(p.errs) == 0 {
+		p.errorf(nil, "runbook has no steps: add a steps list or an include")
+	}
 	p.errs = append(p.errs, validate(file, rb)...)
 	if len(p.errs) > 0 {
-		return nil, p.errs.sorted()
+		return nil, p.errs.sorted(file)
 	}
 	return rb, nil
 }
 
 type parser struct {
 	file string
-	errs Errors
+	// included is file when it is an included runbook (positions of its
+	// steps carry it), "" for the root.
+	included string
+	errs     Errors
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -88,6 +106,8 @@ func (p *parser) parse(text []byte) *Runbook {
 		switch key {
 		case "params":
 			rb.Params = p.params(v)
+		case "include":
+			rb.Includes = p.includes(v)
 		case "name":
 			rb.Name = p.scalar(v, "name")
 		case "description":
@@ -99,7 +119,9 @@ func (p *parser) parse(text []byte) *Runbook {
 		}
 	})
 	if stepsNode == nil {
-		p.errorf(root, "runbook has no steps: add a steps list")
+		if len(rb.Includes) == 0 {
+			p.errorf(root, "runbook has no steps: add a steps list")
+		}
 		return rb
 	}
 	if !p.expect(stepsNode, yaml.SequenceNode, "steps") {
@@ -135,7 +157,7 @@ func (p *parser) global(n *yaml.Node, g *Global) {
 }
 
 func (p *parser) step(n *yaml.Node) Step {
-	s := Step{Pos: Pos{Line: n.Line, Column: n.Column}}
+	s := Step{Pos: Pos{File: p.included, Line: n.Line, Column: n.Column}}
 	if !p.expect(n, yaml.MappingNode, "a step") {
 		return s
 	}

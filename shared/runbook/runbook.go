@@ -20,7 +20,22 @@ type Runbook struct {
 	Description string
 	Params      []Param
 	Global      Global
-	Steps       []Step
+	// Includes are the runbooks grafted in; their steps are already in
+	// Steps, named AS.NAME.
+	Includes []Include
+	Steps    []Step
+}
+
+// Include grafts another runbook of the same repository into this one.
+type Include struct {
+	// Path is relative to the repository root.
+	Path string
+	// As prefixes the included steps' names: AS.NAME.
+	As string
+	// After lists steps of this runbook that the included runbook's entry
+	// steps depend on; empty means they start in parallel with the rest.
+	After []string
+	Pos   Pos
 }
 
 // Global holds defaults that apply to every step.
@@ -56,8 +71,10 @@ type Step struct {
 	Pos Pos `yaml:"-"`
 }
 
-// Pos is a position in a runbook file; Line and Column start at 1.
+// Pos is a position in a runbook file; Line and Column start at 1. File is
+// set for steps that come from an included file.
 type Pos struct {
+	File   string
 	Line   int
 	Column int
 }

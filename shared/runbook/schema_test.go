@@ -40,6 +40,7 @@ func TestSchemaMatchesParser(t *testing.T) {
 		"param":   props(defs["param"]),
 		"retry":   props(stepRetry),
 		"assert":  props(props(defs["step"])["assert"]),
+		"include": props(props(schema)["include"].(map[string]any)["items"]),
 	}
 	if len(objects) != len(runbook.Keys) {
 		t.Errorf("schema checks %d mappings, the parser has %d", len(objects), len(runbook.Keys))

@@ -19,7 +19,7 @@ func validate(file string, rb *Runbook) Errors {
 		}
 	}
 	add := func(s Step, format string, args ...any) {
-		errs = append(errs, Error{File: file, Pos: s.Pos, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, Error{File: fileOf(file, s), Pos: s.Pos, Msg: fmt.Sprintf(format, args...)})
 	}
 	byName := make(map[string]Step, len(steps))
 	for _, s := range steps {
@@ -64,7 +64,7 @@ func validateExpressions(file string, rb *Runbook, steps []Step) Errors {
 	add := func(s Step, msg string) {
 		if !seen[msg] {
 			seen[msg] = true
-			errs = append(errs, Error{File: file, Pos: s.Pos, Msg: msg})
+			errs = append(errs, Error{File: fileOf(file, s), Pos: s.Pos, Msg: msg})
 		}
 	}
 	for i := range steps {
@@ -99,6 +99,14 @@ func validateExpressions(file string, rb *Runbook, steps []Step) Errors {
 		}
 	}
 	return errs
+}
+
+// fileOf is the file a step was written in.
+func fileOf(root string, s Step) string {
+	if s.Pos.File != "" {
+		return s.Pos.File
+	}
+	return root
 }
 
 // findCycle returns one cycle as a path that starts and ends on the same step,

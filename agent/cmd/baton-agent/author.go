@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/baton-ci/baton/agent/local"
@@ -18,6 +19,7 @@ import (
 func validate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("baton-agent validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	root := fs.String("root", ".", "repository root that include paths are read from")
 	fs.Usage = func() { fmt.Fprintln(stderr, "usage: baton-agent validate RUNBOOK.yml...") }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -28,7 +30,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	}
 	bad := 0
 	for _, file := range fs.Args() {
-		if _, err := readRunbook(file); err != nil {
+		if _, err := readRunbook(file, *root); err != nil {
 			fmt.Fprintln(stderr, err)
 			bad++
 			continue
@@ -61,6 +63,7 @@ func plan(args []string, stdout, stderr io.Writer) error {
 // parseOne parses the flags of a command that takes one runbook file, and
 // reads and validates that file.
 func parseOne(fs *flag.FlagSet, args []string, usage string) (*runbook.Runbook, error) {
+	root := fs.String("root", ".", "repository root that include paths are read from")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: %s %s\n", fs.Name(), usage)
 		fs.PrintDefaults()
@@ -72,15 +75,19 @@ func parseOne(fs *flag.FlagSet, args []string, usage string) (*runbook.Runbook, 
 		fs.Usage()
 		return nil, usageError{errors.New("name one runbook file")}
 	}
-	return readRunbook(fs.Arg(0))
+	return readRunbook(fs.Arg(0), *root)
 }
 
-func readRunbook(file string) (*runbook.Runbook, error) {
+// readRunbook reads and validates a runbook file; its includes are read
+// relative to root, the repository root.
+func readRunbook(file, root string) (*runbook.Runbook, error) {
 	text, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	return runbook.Parse(file, text)
+	return runbook.ParseFiles(file, text, func(path string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(root, path))
+	})
 }
 
 // test runs a runbook's whole DAG with canned step results (stub mode): no

@@ -73,3 +73,25 @@ func TestStubModeTest(t *testing.T) {
 		t.Errorf("stub for an unknown step: %v", err)
 	}
 }
+
+func TestIncludesReadFromRoot(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "ci"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "ci", "lint.yml"), []byte("steps:\n  - name: vet\n    command: go vet\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(root, "runbook.yml")
+	if err := os.WriteFile(file, []byte("include: [{path: ci/lint.yml, as: lint, after: [build]}]\nsteps:\n  - name: build\n    command: make\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := plan([]string{"--root", root, file}, &out, &errOut); err != nil || !strings.Contains(out.String(), "lint.vet (after build)") {
+		t.Fatalf("plan with --root: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if err := validate([]string{"--root", t.TempDir(), file}, &out, &errOut); err == nil || !strings.Contains(errOut.String(), "include ci/lint.yml") {
+		t.Fatalf("validate with the wrong root: %v, %s", err, errOut.String())
+	}
+}
