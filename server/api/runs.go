@@ -2,9 +2,9 @@ package api
 
 import (
 	"crypto/rand"
-	"fmt"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
