@@ -55,6 +55,8 @@ type Outcome struct {
 type Config struct {
 	Name    string
 	Version string
+	// Labels are matched against steps' runs_on.
+	Labels []string
 	// Token is the registration token; it is sent only to register.
 	Token string
 	// ReserveWait is how long one reserve long-poll may wait.
@@ -170,7 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // register retries until the server accepts the agent or ctx ends.
 func (a *Agent) register(ctx context.Context) error {
 	req := protocol.RegisterRequest{
-		Token: a.Config.Token, AgentID: a.Identity.ID, Name: a.Config.Name, Version: a.Config.Version,
+		Token: a.Config.Token, AgentID: a.Identity.ID, Name: a.Config.Name, Version: a.Config.Version, Labels: a.Config.Labels,
 		SigningKey: a.Identity.SigningPublic(), HPKEKey: a.Identity.HPKEPublic(),
 	}
 	for attempt := 0; ; attempt++ {

@@ -22,6 +22,7 @@ type Agent struct {
 	ID         string
 	Name       string
 	Version    string
+	Labels     []string
 	State      AgentState
 	SigningKey []byte // Ed25519 public key
 	HPKEKey    []byte // X25519 public key

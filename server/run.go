@@ -42,7 +42,9 @@ type Step struct {
 	DependsOn  []string
 	Timeout    time.Duration
 	Retry      RetryPolicy
-	If         string // condition expression; "" means success()
+	If         string   // condition expression; "" means success()
+	RunsOn     []string // labels an agent needs
+	Priority   int
 	Assert     *runbook.Assert
 	State      engine.StepState
 	ExitCode   *int

@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/shared/protocol"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 const maxAgentNameLength = 100
@@ -28,7 +29,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hash := sha256.Sum256([]byte(req.Token))
-	agent := &server.Agent{ID: req.AgentID, Name: req.Name, Version: req.Version, SigningKey: req.SigningKey, HPKEKey: req.HPKEKey}
+	agent := &server.Agent{ID: req.AgentID, Name: req.Name, Version: req.Version, Labels: req.Labels,
+		SigningKey: req.SigningKey, HPKEKey: req.HPKEKey}
 	if err := s.Agents.RegisterAgent(r.Context(), agent, hash[:]); err != nil {
 		s.Logger.WarnContext(r.Context(), "agent registration refused", slog.String("agent_id", req.AgentID),
 			slog.String("agent_name", req.Name), slog.String("reason", server.ErrorCode(err)))
@@ -51,6 +53,13 @@ func validateRegistration(req *protocol.RegisterRequest) error {
 		return server.Errorf(server.EINVALID, "signing_key must be a %d-byte Ed25519 public key", ed25519.PublicKeySize)
 	case len(req.HPKEKey) != 32:
 		return server.Errorf(server.EINVALID, "hpke_key must be a 32-byte X25519 public key")
+	case len(req.Labels) > 2*runbook.MaxLabels:
+		return server.Errorf(server.EINVALID, "%d labels; the limit is %d", len(req.Labels), 2*runbook.MaxLabels)
+	}
+	for _, l := range req.Labels {
+		if !runbook.ValidLabel(l) {
+			return server.Errorf(server.EINVALID, "label %q: use NAME or NAME=VALUE", l)
+		}
 	}
 	return nil
 }
@@ -119,5 +128,10 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 }
 
 func agentView(a *server.Agent) protocol.Agent {
-	return protocol.Agent{ID: a.ID, Name: a.Name, Version: a.Version, State: string(a.State), CreatedAt: a.CreatedAt, LastSeen: a.LastSeen}
+	labels := a.Labels
+	if labels == nil {
+		labels = []string{}
+	}
+	return protocol.Agent{ID: a.ID, Name: a.Name, Version: a.Version, Labels: labels, State: string(a.State),
+		CreatedAt: a.CreatedAt, LastSeen: a.LastSeen}
 }

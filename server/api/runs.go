@@ -70,6 +70,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		run.Steps = append(run.Steps, &server.Step{
 			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Args: st.Args, Env: rb.EnvFor(st),
 			DependsOn: st.DependsOn, Timeout: rb.TimeoutFor(st), If: st.Condition(), Assert: st.Assert,
+			RunsOn: rb.LabelsFor(st), Priority: st.Priority,
 			Retry: st.Retry,
 		})
 	}
@@ -170,7 +171,8 @@ func runView(run *server.Run) protocol.Run {
 			deps = []string{}
 		}
 		v.Steps[i] = protocol.Step{
-			Name: st.Name, State: st.State, DependsOn: deps, Image: st.Image, ExitCode: st.ExitCode, Reason: st.Reason,
+			Name: st.Name, State: st.State, DependsOn: deps, RunsOn: st.RunsOn, Priority: st.Priority,
+			Image: st.Image, ExitCode: st.ExitCode, Reason: st.Reason,
 			Error: st.Error, Attempt: st.Attempt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, AgentID: st.AgentID,
 			Outputs: st.Outputs, Attempts: make([]protocol.Attempt, len(st.Attempts)),
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -38,12 +39,17 @@ func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byt
 			return fmt.Errorf("find registration token: %w", err)
 		}
 		now := s.now()
+		labels, err := json.Marshal(nonNil(a.Labels))
+		if err != nil {
+			return err
+		}
+		labelsJSON := string(labels)
 		var row agentRow
-		err := tx.Where("id = ?", a.ID).Take(&row).Error
+		err = tx.Where("id = ?", a.ID).Take(&row).Error
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			row = agentRow{
-				ID: a.ID, Name: a.Name, Version: a.Version, State: string(server.AgentEnabled),
+				ID: a.ID, Name: a.Name, Version: a.Version, Labels: labelsJSON, State: string(server.AgentEnabled),
 				SigningKey: a.SigningKey, HPKEKey: a.HPKEKey, CreatedAt: now, LastSeen: now,
 			}
 			if err := tx.Create(&row).Error; err != nil {
@@ -54,9 +60,9 @@ func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byt
 		case !bytes.Equal(row.SigningKey, a.SigningKey) || !bytes.Equal(row.HPKEKey, a.HPKEKey):
 			return server.Errorf(server.ECONFLICT, "agent %s is registered with other keys", a.ID)
 		default:
-			row.Name, row.Version, row.LastSeen = a.Name, a.Version, now
+			row.Name, row.Version, row.Labels, row.LastSeen = a.Name, a.Version, labelsJSON, now
 			if err := tx.Model(&agentRow{}).Where("id = ?", a.ID).
-				Updates(map[string]any{"name": a.Name, "version": a.Version, "last_seen": now}).Error; err != nil {
+				Updates(map[string]any{"name": a.Name, "version": a.Version, "labels": labelsJSON, "last_seen": now}).Error; err != nil {
 				return fmt.Errorf("update agent: %w", err)
 			}
 		}

@@ -15,9 +15,11 @@ import (
 	"github.com/baton-ci/baton/shared/runbook"
 )
 
-// ReserveStep moves the oldest reservable Ready step to Running for agentID
+// ReserveStep moves the first reservable Ready step to Running for agentID
 // with one conditional UPDATE, so two agents can never take the same step,
-// records the attempt, and marks the run running.
+// records the attempt, and marks the run running. Reservable: past any retry
+// delay, and every runs_on label is among the agent's. First: highest
+// priority, then oldest run, then runbook order.
 func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *server.Run, error) {
 	var step *server.Step
 	var run *server.Run
@@ -26,9 +28,12 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *se
 		var rows []stepRow
 		err := tx.Raw(`UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
 				exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0
-			WHERE id = (SELECT id FROM steps WHERE state = ? AND not_before <= ? ORDER BY run_id, idx LIMIT 1) AND state = ?
+			WHERE id = (SELECT id FROM steps WHERE state = ? AND not_before <= ?
+				AND NOT EXISTS (SELECT 1 FROM json_each(steps.runs_on) need
+					WHERE need.value NOT IN (SELECT have.value FROM agents a, json_each(a.labels) have WHERE a.id = ?))
+				ORDER BY priority DESC, run_id, idx LIMIT 1) AND state = ?
 			RETURNING *`,
-			engine.StepRunning, agentID, now, engine.StepReady, now.UnixMilli(), engine.StepReady).Scan(&rows).Error
+			engine.StepRunning, agentID, now, engine.StepReady, now.UnixMilli(), agentID, engine.StepReady).Scan(&rows).Error
 		if err != nil {
 			return fmt.Errorf("reserve step: %w", err)
 		}
@@ -164,7 +169,7 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 		if retry {
 			updates["state"] = engine.StepReady
 			updates["finished_at"] = nil
-			updates["not_before"] = now.Add(delay).UnixMilli()
+			updates["not_before"] = ceilMilli(now.Add(delay))
 		}
 		if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(updates).Error; err != nil {
 			return fmt.Errorf("complete step %s: %w", row.ID, err)
@@ -205,6 +210,15 @@ func (s *DB) judge(tx *gorm.DB, step *server.Step, res server.StepResult) (engin
 		return engine.StepFailed, engine.ReasonExitCode, "", nil
 	}
 	return engine.StepFailed, engine.ReasonAssert, "assert: " + msg, nil
+}
+
+// ceilMilli is t in Unix milliseconds, rounded up so a delay is never cut short.
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return ms
 }
 
 // reportKey is what an agent reported, to recognise a retried report.

@@ -47,6 +47,8 @@ type stepRow struct {
 	Retry      string
 	IfCond     string
 	Assert     string
+	RunsOn     string
+	Priority   int
 	State      string
 	ExitCode   *int
 	Reason     string
@@ -105,6 +107,7 @@ type agentRow struct {
 	ID         string
 	Name       string
 	Version    string
+	Labels     string
 	State      string
 	SigningKey []byte
 	HPKEKey    []byte `gorm:"column:hpke_key"`
@@ -125,14 +128,14 @@ func (registrationTokenRow) TableName() string { return "registration_tokens" }
 func (r *stepRow) domain() (*server.Step, error) {
 	s := &server.Step{
 		ID: r.ID, RunID: r.RunID, Name: r.Name, Index: r.Idx, Image: r.Image, Command: r.Command,
-		Timeout: time.Duration(r.TimeoutMs) * time.Millisecond, If: r.IfCond, State: engine.StepState(r.State),
+		Timeout: time.Duration(r.TimeoutMs) * time.Millisecond, If: r.IfCond, Priority: r.Priority, State: engine.StepState(r.State),
 		ExitCode: r.ExitCode, Reason: engine.Reason(r.Reason), Error: r.Error, AgentID: r.AgentID,
 		Attempt: r.Attempt, StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
 	}
 	for _, f := range []struct {
 		text string
 		into any
-	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}, {r.Outputs, &s.Outputs}, {r.Assert, &s.Assert}} {
+	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}, {r.Outputs, &s.Outputs}, {r.Assert, &s.Assert}, {r.RunsOn, &s.RunsOn}} {
 		if err := json.Unmarshal([]byte(f.text), f.into); err != nil {
 			return nil, err
 		}
@@ -169,6 +172,10 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	runsOn, err := json.Marshal(nonNil(s.RunsOn))
+	if err != nil {
+		return nil, err
+	}
 	outputs := s.Outputs
 	if outputs == nil {
 		outputs = map[string]string{}
@@ -180,7 +187,7 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	return &stepRow{
 		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
 		Args: string(argsJSON), Env: string(env), DependsOn: string(dependsOn), TimeoutMs: s.Timeout.Milliseconds(),
-		Retry: string(retry), IfCond: s.If, Assert: string(assert), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
+		Retry: string(retry), IfCond: s.If, Assert: string(assert), RunsOn: string(runsOn), Priority: s.Priority, State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
 		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 	}, nil
 }
@@ -197,10 +204,20 @@ func (r *runRow) domain(project string) (*server.Run, error) {
 }
 
 func (r *agentRow) domain() *server.Agent {
-	return &server.Agent{
+	a := &server.Agent{
 		ID: r.ID, Name: r.Name, Version: r.Version, State: server.AgentState(r.State),
 		SigningKey: r.SigningKey, HPKEKey: r.HPKEKey, CreatedAt: r.CreatedAt.UTC(), LastSeen: r.LastSeen.UTC(),
 	}
+	json.Unmarshal([]byte(r.Labels), &a.Labels) // written by this package from a []string
+	return a
+}
+
+// nonNil returns s, or an empty list for nil, so JSON columns hold [].
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func utcPtr(t *time.Time) *time.Time {

@@ -821,3 +821,44 @@ func TestResumeRun(t *testing.T) {
 		t.Errorf("a was run again: %+v", st)
 	}
 }
+
+// A step is reserved only by an agent that has all its runs_on labels, and
+// higher priority goes first.
+func TestReserveMatchesLabelsAndPriority(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	hash := createToken(t, s, "tok")
+	register := func(id string, seed byte, labels ...string) {
+		signing, hpke := agentKeys(seed)
+		a := &server.Agent{ID: id, Name: id, Labels: labels, SigningKey: signing, HPKEKey: hpke}
+		if err := s.RegisterAgent(t.Context(), a, hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cpu, gpu := "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+	register(cpu, 1, "os=linux")
+	register(gpu, 3, "os=linux", "gpu", "arch=amd64")
+	createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+		{Name: "train", Command: "x", RunsOn: []string{"gpu", "os=linux"}},
+		{Name: "lint", Command: "x"},
+		{Name: "urgent", Command: "x", Priority: 50},
+	}})
+	if got := reserve(t, s, cpu, "urgent"); got.Priority != 50 {
+		t.Errorf("urgent priority %d", got.Priority)
+	}
+	reserve(t, s, cpu, "lint")
+	noneFor := func(agent string) {
+		t.Helper()
+		if st, _, err := s.ReserveStep(t.Context(), agent); err != nil || st != nil {
+			t.Fatalf("agent %s reserved %+v (%v); want nothing", agent, st, err)
+		}
+	}
+	noneFor(cpu) // train needs gpu
+	if got := reserve(t, s, gpu, "train"); len(got.RunsOn) != 2 {
+		t.Errorf("train runs_on %v", got.RunsOn)
+	}
+	agents, err := s.ListAgents(t.Context())
+	if err != nil || len(agents) != 2 || len(agents[1].Labels) != 3 {
+		t.Errorf("agents %+v (%v): labels are stored", agents, err)
+	}
+}

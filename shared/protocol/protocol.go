@@ -58,6 +58,8 @@ type Step struct {
 	Name       string           `json:"name"`
 	State      engine.StepState `json:"state"`
 	DependsOn  []string         `json:"depends_on"`
+	RunsOn     []string         `json:"runs_on,omitempty"`
+	Priority   int              `json:"priority,omitempty"`
 	Image      string           `json:"image,omitempty"`
 	ExitCode   *int             `json:"exit_code"`
 	Reason     engine.Reason    `json:"reason,omitempty"` // why it failed
@@ -89,6 +91,7 @@ type Agent struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Version   string    `json:"version,omitempty"`
+	Labels    []string  `json:"labels"`
 	State     string    `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -105,12 +108,13 @@ type RegistrationToken struct {
 // RegisterRequest is sent by an agent on every start. The first one creates
 // the agent; later ones must carry the same keys.
 type RegisterRequest struct {
-	Token      string `json:"token"`
-	AgentID    string `json:"agent_id"`
-	Name       string `json:"name"`
-	Version    string `json:"version"`
-	SigningKey []byte `json:"signing_key"` // Ed25519 public key
-	HPKEKey    []byte `json:"hpke_key"`    // X25519 public key for sealed payloads
+	Token      string   `json:"token"`
+	AgentID    string   `json:"agent_id"`
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	Labels     []string `json:"labels,omitempty"` // NAME or NAME=VALUE; steps' runs_on match them
+	SigningKey []byte   `json:"signing_key"`      // Ed25519 public key
+	HPKEKey    []byte   `json:"hpke_key"`         // X25519 public key for sealed payloads
 }
 
 // RegisterResponse carries the agent's configuration from the server.

@@ -20,6 +20,8 @@ const (
 	MaxTimeout    = 24 * time.Hour
 	MaxRetries    = 10
 	MaxRetryDelay = time.Hour
+	MaxPriority   = 100
+	MaxLabels     = 20
 )
 
 // Keys lists the keys each mapping of a runbook accepts, in documentation
@@ -28,8 +30,8 @@ var Keys = map[string][]string{
 	"runbook": {"name", "description", "params", "global", "include", "steps"},
 	"include": {"path", "as", "after"},
 	"param":   {"type", "required", "default", "values", "description"},
-	"global":  {"env", "image", "timeout"},
-	"step":    {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "timeout", "retry"},
+	"global":  {"env", "image", "timeout", "labels"},
+	"step":    {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "runs_on", "priority", "timeout", "retry"},
 	"assert":  {"exit_codes", "output_matches"},
 	"retry":   {"max", "delay", "backoff", "on"},
 }
@@ -152,6 +154,8 @@ func (p *parser) global(n *yaml.Node, g *Global) {
 			g.Image = p.scalar(v, "global.image")
 		case "timeout":
 			g.Timeout = p.duration(v, "global.timeout", time.Second, MaxTimeout)
+		case "labels":
+			g.Labels = p.labels(v, "global.labels")
 		}
 	})
 }
@@ -193,6 +197,15 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.Retry = p.retry(v)
 		case "assert":
 			s.Assert = p.assert(v)
+		case "runs_on":
+			s.RunsOn = p.labels(v, "runs_on")
+		case "priority":
+			text := p.scalar(v, "priority")
+			n, err := strconv.Atoi(text)
+			if err != nil || n < -MaxPriority || n > MaxPriority {
+				p.errorf(v, "priority %q: give a whole number from %d to %d (higher runs first)", text, -MaxPriority, MaxPriority)
+			}
+			s.Priority = n
 		case "if":
 			s.If = p.scalar(v, "if")
 			if strings.TrimSpace(s.If) == "" {
@@ -268,6 +281,28 @@ func (p *parser) duration(n *yaml.Node, what string, least, most time.Duration) 
 		return 0
 	}
 	return d
+}
+
+var labelRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(=[A-Za-z0-9_.:/-]+)?$`)
+
+// ValidLabel reports whether l is an agent label: NAME or NAME=VALUE.
+func ValidLabel(l string) bool { return labelRe.MatchString(l) && len(l) <= MaxNameLength }
+
+// labels reads a list of agent labels: NAME or NAME=VALUE.
+func (p *parser) labels(n *yaml.Node, what string) []string {
+	out := p.names(n, what)
+	if out == nil {
+		out = []string{}
+	}
+	if len(out) > MaxLabels {
+		p.errorf(n, "%s has %d labels; the limit is %d", what, len(out), MaxLabels)
+	}
+	for _, l := range out {
+		if !ValidLabel(l) {
+			p.errorf(n, "%s: label %q: use NAME or NAME=VALUE (letters, digits, '-', '_', '.')", what, l)
+		}
+	}
+	return out
 }
 
 // assert reads assert: exit_codes (a list, or one code) and output_matches

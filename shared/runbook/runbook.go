@@ -43,6 +43,8 @@ type Global struct {
 	Env     map[string]string
 	Image   string
 	Timeout time.Duration
+	// Labels are the default runs_on of every step.
+	Labels []string
 }
 
 // Step is one unit of work, run in its own container.
@@ -66,6 +68,11 @@ type Step struct {
 	Outputs []string
 	// Assert decides success instead of "exit code 0"; nil means that.
 	Assert *Assert
+	// RunsOn lists the labels an agent must have to run the step; nil
+	// means global.labels.
+	RunsOn []string
+	// Priority orders Ready steps: higher first (-100 to 100, default 0).
+	Priority int
 
 	// Pos is where the step starts in the source.
 	Pos Pos `yaml:"-"`
@@ -159,6 +166,14 @@ func (rb *Runbook) TimeoutFor(s Step) time.Duration {
 		return rb.Global.Timeout
 	}
 	return DefaultTimeout
+}
+
+// LabelsFor returns the labels an agent needs to run the step.
+func (rb *Runbook) LabelsFor(s Step) []string {
+	if s.RunsOn != nil {
+		return s.RunsOn
+	}
+	return rb.Global.Labels
 }
 
 // ImageFor returns the step's image, falling back to global.image. An empty

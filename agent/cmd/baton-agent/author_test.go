@@ -95,3 +95,18 @@ func TestIncludesReadFromRoot(t *testing.T) {
 		t.Fatalf("validate with the wrong root: %v, %s", err, errOut.String())
 	}
 }
+
+func TestAgentLabels(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"BATON_SERVER": "http://127.0.0.1:1", "BATON_AGENT_LABELS": "gpu, zone=eu-1,gpu"}
+	cfg, err := parseConfig([]string{"--name", "n", "--state-dir", t.TempDir()}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Labels) != 4 || cfg.Labels[2] != "gpu" || cfg.Labels[3] != "zone=eu-1" || !strings.HasPrefix(cfg.Labels[0], "os=") {
+		t.Errorf("labels %v", cfg.Labels)
+	}
+	if _, err := parseConfig([]string{"--name", "n", "--labels", "bad label"}, func(k string) string { return env[k] }); err == nil {
+		t.Error("an invalid label was accepted")
+	}
+}

@@ -4,11 +4,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/baton-ci/baton/agent/docker"
 	"github.com/baton-ci/baton/shared/protocol"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 // Config is the agent's configuration: flags win over BATON_* variables,
@@ -18,6 +21,7 @@ type Config struct {
 	Token        string
 	StateDir     string
 	Name         string
+	Labels       []string
 	DefaultImage string
 	Network      string
 	Memory       int64
@@ -40,6 +44,11 @@ func (c *Config) Validate() error {
 	case c.ReserveWait <= 0 || c.ReserveWait > protocol.MaxReserveWait:
 		return fmt.Errorf("--reserve-wait must be in (0, %s]", protocol.MaxReserveWait)
 	}
+	for _, l := range c.Labels {
+		if !runbook.ValidLabel(l) {
+			return fmt.Errorf("--labels: %q is not a label: use NAME or NAME=VALUE", l)
+		}
+	}
 	return nil
 }
 
@@ -49,8 +58,8 @@ func (c Config) String() string {
 	if c.Token != "" {
 		token = "<redacted>"
 	}
-	return fmt.Sprintf("server=%s token=%s state-dir=%s name=%s default-image=%s network=%s memory=%d nano-cpus=%d pids-limit=%d",
-		c.Server, token, c.StateDir, c.Name, c.DefaultImage, c.Network, c.Memory, c.NanoCPUs, c.PidsLimit)
+	return fmt.Sprintf("server=%s token=%s state-dir=%s name=%s labels=%s default-image=%s network=%s memory=%d nano-cpus=%d pids-limit=%d",
+		c.Server, token, c.StateDir, c.Name, strings.Join(c.Labels, ","), c.DefaultImage, c.Network, c.Memory, c.NanoCPUs, c.PidsLimit)
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -67,6 +76,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Token, "token", "", "registration token (BATON_REGISTRATION_TOKEN, BATON_REGISTRATION_TOKEN_FILE)")
 	fs.StringVar(&cfg.StateDir, "state-dir", env("BATON_STATE_DIR", "baton-agent"), "directory for the agent's identity (BATON_STATE_DIR)")
 	fs.StringVar(&cfg.Name, "name", env("BATON_AGENT_NAME", host), "agent name shown to admins (BATON_AGENT_NAME)")
+	labels := fs.String("labels", env("BATON_AGENT_LABELS", ""), "comma-separated labels, NAME or NAME=VALUE, that steps' runs_on match; os= and arch= are added (BATON_AGENT_LABELS)")
 	fs.StringVar(&cfg.DefaultImage, "default-image", env("BATON_DEFAULT_IMAGE", docker.DefaultImage), "image for steps that name none (BATON_DEFAULT_IMAGE)")
 	fs.StringVar(&cfg.Network, "network", env("BATON_STEP_NETWORK", "none"), "step container network: none or bridge (BATON_STEP_NETWORK)")
 	fs.Int64Var(&cfg.Memory, "memory", 2<<30, "memory limit per step container, bytes (no swap)")
@@ -79,6 +89,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	cfg.Labels = agentLabels(*labels)
 	if cfg.Token == "" {
 		cfg.Token = getenv("BATON_REGISTRATION_TOKEN")
 	}
@@ -90,4 +101,15 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Token = strings.TrimSpace(string(b))
 	}
 	return cfg, cfg.Validate()
+}
+
+// agentLabels parses --labels and adds the os= and arch= every agent has.
+func agentLabels(flag string) []string {
+	labels := []string{"os=" + runtime.GOOS, "arch=" + runtime.GOARCH}
+	for _, l := range strings.Split(flag, ",") {
+		if l = strings.TrimSpace(l); l != "" && !slices.Contains(labels, l) {
+			labels = append(labels, l)
+		}
+	}
+	return labels
 }

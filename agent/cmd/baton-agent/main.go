@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	}
 	defer exec.Close()
 	a := &agent.Agent{
-		Config:   agent.Config{Name: cfg.Name, Version: version, Token: cfg.Token, ReserveWait: cfg.ReserveWait},
+		Config:   agent.Config{Name: cfg.Name, Version: version, Labels: cfg.Labels, Token: cfg.Token, ReserveWait: cfg.ReserveWait},
 		Identity: id, Client: client, Executor: exec, Logger: logger,
 	}
 	return a.Run(ctx)

@@ -31,6 +31,8 @@ CREATE TABLE steps (
     retry       TEXT NOT NULL DEFAULT '{}',
     if_cond     TEXT NOT NULL DEFAULT '',
     assert      TEXT NOT NULL DEFAULT 'null',
+    runs_on     TEXT NOT NULL DEFAULT '[]',
+    priority    INTEGER NOT NULL DEFAULT 0,
     state       TEXT NOT NULL,
     exit_code   INTEGER,
     reason      TEXT NOT NULL DEFAULT '',
@@ -45,7 +47,7 @@ CREATE TABLE steps (
     finished_at DATETIME,
     UNIQUE (run_id, name)
 );
-CREATE INDEX steps_ready ON steps(state, run_id, idx, not_before);
+CREATE INDEX steps_ready ON steps(state, priority DESC, run_id, idx, not_before);
 CREATE INDEX steps_run_state ON steps(run_id, state);
 
 -- The DAG's edges, written once with the run, so that completing a step
@@ -87,6 +89,7 @@ CREATE TABLE agents (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
     version     TEXT NOT NULL DEFAULT '',
+    labels      TEXT NOT NULL DEFAULT '[]',
     state       TEXT NOT NULL,
     signing_key BLOB NOT NULL,
     hpke_key    BLOB NOT NULL,
