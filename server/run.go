@@ -45,6 +45,7 @@ type Step struct {
 	If         string   // condition expression; "" means success()
 	RunsOn     []string // labels an agent needs
 	Priority   int
+	Approval   *runbook.Approval
 	Assert     *runbook.Assert
 	State      engine.StepState
 	ExitCode   *int
@@ -92,6 +93,10 @@ type RunStore interface {
 	CreateRun(ctx context.Context, run *Run) error
 	// FindRun returns a run with its steps, or ENOTFOUND.
 	FindRun(ctx context.Context, id string) (*Run, error)
+	// DecideApproval approves a step awaiting approval (it becomes Ready) or
+	// rejects it (it fails, reason rejected, and the DAG advances). It returns
+	// how many steps became Ready; ECONFLICT unless the step awaits approval.
+	DecideApproval(ctx context.Context, runID, stepName string, approve bool, by string) (int, error)
 	// ResumeRun makes an ended run's failed, cancelled and skipped steps
 	// pending again and decides them anew; succeeded steps keep their
 	// results. ECONFLICT unless the run failed or was cancelled.

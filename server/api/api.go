@@ -60,6 +60,8 @@ func (s *Server) Router() http.Handler {
 			r.Post("/runs", s.createRun)
 			r.Get("/runs/{id}", s.getRun)
 			r.Post("/runs/{id}/resume", s.resumeRun)
+			r.Post("/runs/{id}/steps/{name}/approve", s.decideApproval(true))
+			r.Post("/runs/{id}/steps/{name}/reject", s.decideApproval(false))
 			r.Get("/runs/{id}/steps/{name}/log", s.getStepLog)
 			r.Get("/agents", s.listAgents)
 			r.Get("/agents/{id}", s.getAgent)

@@ -663,3 +663,18 @@ func TestDryRunReturnsPlanAndStartsNothing(t *testing.T) {
 		Auth: "Bearer " + adminToken, ContentType: "application/yaml", Body: []byte(rb)})
 	wantStatus(t, "dry run with an unknown param", res, 400)
 }
+
+func TestApproveOverHTTP(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "a1")
+	run := ts.createRun(t, "p", "steps:\n  - name: deploy\n    command: x\n    approval:\n      message: go?\n")
+	if st := run.Steps[0]; st.State != "pending" || st.Reason != "awaiting_approval" || st.ApprovalMessage != "go?" {
+		t.Fatalf("gated step %+v", st)
+	}
+	wantStatus(t, "reserve while awaiting approval", agent.reserve(t, ts, "10ms"), 204)
+	wantStatus(t, "approve", ts.admin(t, "POST", "/api/v1/runs/"+run.ID+"/steps/deploy/approve", nil), 200)
+	agent.reserveStep(t, ts, "deploy")
+	wantStatus(t, "approve twice", ts.admin(t, "POST", "/api/v1/runs/"+run.ID+"/steps/deploy/approve", nil), 409)
+	wantStatus(t, "approve an unknown step", ts.admin(t, "POST", "/api/v1/runs/"+run.ID+"/steps/nope/reject", nil), 404)
+}

@@ -70,7 +70,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		run.Steps = append(run.Steps, &server.Step{
 			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Args: st.Args, Env: rb.EnvFor(st),
 			DependsOn: st.DependsOn, Timeout: rb.TimeoutFor(st), If: st.Condition(), Assert: st.Assert,
-			RunsOn: rb.LabelsFor(st), Priority: st.Priority,
+			RunsOn: rb.LabelsFor(st), Priority: st.Priority, Approval: st.Approval,
 			Retry: st.Retry,
 		})
 	}
@@ -127,6 +127,30 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, runView(run))
 }
 
+// decideApproval approves or rejects a step awaiting approval. Who may
+// decide is the admin for now (issue 7 adds approvers).
+func (s *Server) decideApproval(approve bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		runID, step := chi.URLParam(r, "id"), chi.URLParam(r, "name")
+		ready, err := s.Runs.DecideApproval(r.Context(), runID, step, approve, "admin")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if ready > 0 {
+			s.Wake.Notify()
+		}
+		s.Logger.InfoContext(r.Context(), "approval decided", slog.String("run_id", runID), slog.String("step", step),
+			slog.Bool("approved", approve))
+		run, err := s.Runs.FindRun(r.Context(), runID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, runView(run))
+	}
+}
+
 // resumeRun starts a failed run again from its failed steps.
 func (s *Server) resumeRun(w http.ResponseWriter, r *http.Request) {
 	run, err := s.Runs.ResumeRun(r.Context(), chi.URLParam(r, "id"))
@@ -159,6 +183,16 @@ func (s *Server) getStepLog(w http.ResponseWriter, r *http.Request) {
 	w.Write(log)
 }
 
+func approvalMessage(st *server.Step) string {
+	if st.Approval == nil || !st.Approval.Required {
+		return ""
+	}
+	if st.Approval.Message == "" {
+		return "approve to run " + st.Name
+	}
+	return st.Approval.Message
+}
+
 func runView(run *server.Run) protocol.Run {
 	v := protocol.Run{
 		ID: run.ID, Project: run.Project, Name: run.Name, Params: run.Params, State: run.State,
@@ -172,7 +206,8 @@ func runView(run *server.Run) protocol.Run {
 		}
 		v.Steps[i] = protocol.Step{
 			Name: st.Name, State: st.State, DependsOn: deps, RunsOn: st.RunsOn, Priority: st.Priority,
-			Image: st.Image, ExitCode: st.ExitCode, Reason: st.Reason,
+			ApprovalMessage: approvalMessage(st),
+			Image:           st.Image, ExitCode: st.ExitCode, Reason: st.Reason,
 			Error: st.Error, Attempt: st.Attempt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, AgentID: st.AgentID,
 			Outputs: st.Outputs, Attempts: make([]protocol.Attempt, len(st.Attempts)),
 		}

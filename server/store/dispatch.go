@@ -282,6 +282,10 @@ func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]s
 		for _, c := range engine.AdvanceFrom(g.nodes, g.states, g.upstreamFailed) {
 			updates := map[string]any{"state": c.To}
 			switch {
+			case c.To == engine.StepReady && g.steps[c.Step].awaitsApproval():
+				// Held before it runs until a person decides (DecideApproval).
+				c.To = engine.StepPending
+				updates = map[string]any{"reason": engine.ReasonAwaitingApproval}
 			case c.To == engine.StepReady:
 				rendered, err := g.steps[c.Step].render(facts)
 				if err != nil {

@@ -33,6 +33,12 @@ type pendingStep struct {
 	step *server.Step
 }
 
+// awaitsApproval reports whether the step needs a person's approval before
+// it may run and has not had it.
+func (p *pendingStep) awaitsApproval() bool {
+	return p.step.Approval != nil && p.step.Approval.Required && p.step.Reason != engine.ReasonApproved
+}
+
 func (p *pendingStep) deferred() runbook.Deferred {
 	return runbook.Deferred{Image: p.step.Image, Command: p.step.Command, Args: p.step.Args, Env: p.step.Env}
 }

@@ -88,6 +88,45 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 	})
 }
 
+// DecideApproval lets a step awaiting approval run, or fails it with reason
+// rejected and advances the DAG, in one transaction.
+func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve bool, by string) (int, error) {
+	ready := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var row stepRow
+		if err := tx.Where("run_id = ? AND name = ?", runID, stepName).Take(&row).Error; err != nil {
+			return notFound(err, "step %q of run %q not found", stepName, runID)
+		}
+		if row.State != string(engine.StepPending) || row.Reason != string(engine.ReasonAwaitingApproval) {
+			return server.Errorf(server.ECONFLICT, "step %q is %s, not awaiting approval", stepName, row.State)
+		}
+		var err error
+		if !approve {
+			if err := tx.Model(&stepRow{}).Where("id = ?", row.ID).Updates(map[string]any{
+				"state": engine.StepFailed, "reason": engine.ReasonRejected, "error": "approval rejected by " + by, "finished_at": s.now(),
+			}).Error; err != nil {
+				return fmt.Errorf("reject step %s: %w", row.ID, err)
+			}
+			ready, err = s.advance(tx, runID, stepName)
+			return err
+		}
+		if err := tx.Model(&stepRow{}).Where("id = ?", row.ID).Update("reason", engine.ReasonApproved).Error; err != nil {
+			return fmt.Errorf("approve step %s: %w", row.ID, err)
+		}
+		row.Reason = string(engine.ReasonApproved)
+		first := true
+		ready, err = s.settle(tx, runID, func(frontier []string) ([]stepRow, error) {
+			if first {
+				first = false
+				return []stepRow{row}, nil
+			}
+			return pendingDependents(tx, runID, frontier)
+		}, []string{stepName})
+		return err
+	})
+	return ready, err
+}
+
 // ResumeRun starts an ended run again from where it failed: failed,
 // cancelled and skipped steps go back to pending and are decided again, so
 // the ones whose dependencies succeeded become Ready; succeeded steps keep

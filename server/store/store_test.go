@@ -15,6 +15,7 @@ import (
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/server/store"
 	"github.com/baton-ci/baton/shared/engine"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 // openStore opens a fresh SQLite database in the test's temporary directory
@@ -860,5 +861,47 @@ func TestReserveMatchesLabelsAndPriority(t *testing.T) {
 	agents, err := s.ListAgents(t.Context())
 	if err != nil || len(agents) != 2 || len(agents[1].Labels) != 3 {
 		t.Errorf("agents %+v (%v): labels are stored", agents, err)
+	}
+}
+
+// A step with approval waits, pending with reason awaiting_approval, until a
+// person approves (it becomes Ready) or rejects it (it fails, and the steps
+// after it are skipped).
+func TestApproval(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	const P, R, S, F = engine.StepPending, engine.StepReady, engine.StepSucceeded, engine.StepFailed
+	gate := &runbook.Approval{Required: true, Message: "ship it?"}
+	run := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+		{Name: "build", Command: "x"},
+		{Name: "deploy", Command: "x", DependsOn: []string{"build"}, Approval: gate},
+		{Name: "after", Command: "x", DependsOn: []string{"deploy"}},
+		{Name: "gated-entry", Command: "x", Approval: gate},
+	}})
+	st := stepNamed(t, findRun(t, s, run.ID), "gated-entry")
+	if st.State != P || st.Reason != engine.ReasonAwaitingApproval {
+		t.Fatalf("gated entry step: %s %q, want pending awaiting_approval", st.State, st.Reason)
+	}
+	complete(t, s, reserve(t, s, "ag", "build"), 0, 0)
+	run2 := checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{"build": S, "deploy": P, "after": P, "gated-entry": P})
+	if r := stepNamed(t, run2, "deploy").Reason; r != engine.ReasonAwaitingApproval {
+		t.Fatalf("deploy reason %q", r)
+	}
+	noneReady(t, s)
+	if _, err := s.DecideApproval(t.Context(), run.ID, "after", true, "admin"); server.ErrorCode(err) != server.ECONFLICT {
+		t.Errorf("approving a step that does not await approval: %v", err)
+	}
+	if ready, err := s.DecideApproval(t.Context(), run.ID, "deploy", true, "admin"); err != nil || ready != 1 {
+		t.Fatalf("approve: %d, %v", ready, err)
+	}
+	checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{"build": S, "deploy": R, "after": P, "gated-entry": P})
+	complete(t, s, reserve(t, s, "ag", "deploy"), 0, 1)
+	complete(t, s, reserve(t, s, "ag", "after"), 0, 0)
+	if _, err := s.DecideApproval(t.Context(), run.ID, "gated-entry", false, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	run3 := checkStates(t, s, run.ID, engine.RunFailed, map[string]engine.StepState{"build": S, "deploy": S, "after": S, "gated-entry": F})
+	if st := stepNamed(t, run3, "gated-entry"); st.Reason != engine.ReasonRejected || !strings.Contains(st.Error, "admin") {
+		t.Errorf("rejected step: %+v", st)
 	}
 }

@@ -87,9 +87,12 @@ const (
 // Reasons the server records that no agent reports: why a step was skipped,
 // or failed without running.
 const (
-	ReasonUpstreamFailed Reason = "upstream_failed" // skipped: a step before it failed
-	ReasonCondition      Reason = "condition"       // skipped: its if was false
-	ReasonExpression     Reason = "expression"      // failed: its if or a ${{ }} value could not be evaluated
+	ReasonUpstreamFailed   Reason = "upstream_failed"   // skipped: a step before it failed
+	ReasonCondition        Reason = "condition"         // skipped: its if was false
+	ReasonExpression       Reason = "expression"        // failed: its if or a ${{ }} value could not be evaluated
+	ReasonAwaitingApproval Reason = "awaiting_approval" // pending: ready to run once a person approves
+	ReasonRejected         Reason = "rejected"          // failed: a person refused its approval
+	ReasonApproved         Reason = "approved"          // pending: approved, about to become ready
 )
 
 // Reasons lists the failure reasons an agent reports.

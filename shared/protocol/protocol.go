@@ -55,19 +55,22 @@ type Run struct {
 
 // Step is a step of a run as the admin API shows it.
 type Step struct {
-	Name       string           `json:"name"`
-	State      engine.StepState `json:"state"`
-	DependsOn  []string         `json:"depends_on"`
-	RunsOn     []string         `json:"runs_on,omitempty"`
-	Priority   int              `json:"priority,omitempty"`
-	Image      string           `json:"image,omitempty"`
-	ExitCode   *int             `json:"exit_code"`
-	Reason     engine.Reason    `json:"reason,omitempty"` // why it failed
-	Error      string           `json:"error,omitempty"`
-	Attempt    int              `json:"attempt"`
-	StartedAt  *time.Time       `json:"started_at"`
-	FinishedAt *time.Time       `json:"finished_at"`
-	AgentID    string           `json:"agent_id,omitempty"`
+	Name      string           `json:"name"`
+	State     engine.StepState `json:"state"`
+	DependsOn []string         `json:"depends_on"`
+	RunsOn    []string         `json:"runs_on,omitempty"`
+	Priority  int              `json:"priority,omitempty"`
+	// ApprovalMessage is shown to the person asked to approve the step; the
+	// step waits while state is pending and reason awaiting_approval.
+	ApprovalMessage string        `json:"approval_message,omitempty"`
+	Image           string        `json:"image,omitempty"`
+	ExitCode        *int          `json:"exit_code"`
+	Reason          engine.Reason `json:"reason,omitempty"` // why it failed
+	Error           string        `json:"error,omitempty"`
+	Attempt         int           `json:"attempt"`
+	StartedAt       *time.Time    `json:"started_at"`
+	FinishedAt      *time.Time    `json:"finished_at"`
+	AgentID         string        `json:"agent_id,omitempty"`
 	// Outputs are what the latest attempt wrote to $BATON_OUTPUT.
 	Outputs map[string]string `json:"outputs,omitempty"`
 	// Attempts lists every attempt, oldest first; the fields above are the latest's.

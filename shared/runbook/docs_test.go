@@ -314,7 +314,7 @@ func keysUsed(t *testing.T, text string, used map[string]bool) {
 				for _, s := range v.Content {
 					mapping(s, "step")
 				}
-			case section == "step" && (k == "retry" || k == "assert"):
+			case section == "step" && (k == "retry" || k == "assert" || k == "approval"):
 				mapping(v, k)
 			case section == "runbook" && k == "include" && v.Kind == yaml.SequenceNode:
 				for _, in := range v.Content {

@@ -27,13 +27,14 @@ const (
 // Keys lists the keys each mapping of a runbook accepts, in documentation
 // order. The JSON Schema is checked against it.
 var Keys = map[string][]string{
-	"runbook": {"name", "description", "params", "global", "include", "steps"},
-	"include": {"path", "as", "after"},
-	"param":   {"type", "required", "default", "values", "description"},
-	"global":  {"env", "image", "timeout", "labels"},
-	"step":    {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "runs_on", "priority", "timeout", "retry"},
-	"assert":  {"exit_codes", "output_matches"},
-	"retry":   {"max", "delay", "backoff", "on"},
+	"runbook":  {"name", "description", "params", "global", "include", "steps"},
+	"include":  {"path", "as", "after"},
+	"param":    {"type", "required", "default", "values", "description"},
+	"global":   {"env", "image", "timeout", "labels"},
+	"step":     {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "runs_on", "priority", "approval", "timeout", "retry"},
+	"assert":   {"exit_codes", "output_matches"},
+	"approval": {"required", "message"},
+	"retry":    {"max", "delay", "backoff", "on"},
 }
 
 var (
@@ -199,6 +200,8 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.Assert = p.assert(v)
 		case "runs_on":
 			s.RunsOn = p.labels(v, "runs_on")
+		case "approval":
+			s.Approval = p.approval(v)
 		case "priority":
 			text := p.scalar(v, "priority")
 			n, err := strconv.Atoi(text)
@@ -303,6 +306,35 @@ func (p *parser) labels(n *yaml.Node, what string) []string {
 		}
 	}
 	return out
+}
+
+// approval reads approval: true, or {required, message}.
+func (p *parser) approval(n *yaml.Node) *Approval {
+	a := &Approval{Required: true}
+	if v := deref(n); v.Kind == yaml.ScalarNode {
+		b, err := strconv.ParseBool(v.Value)
+		if err != nil {
+			p.errorf(n, "approval must be true, false or {required, message}")
+		}
+		a.Required = b
+		return a
+	}
+	if !p.expect(n, yaml.MappingNode, "approval") {
+		return a
+	}
+	p.fields(n, "approval", Keys["approval"], func(key string, k, v *yaml.Node) {
+		switch key {
+		case "required":
+			b, err := strconv.ParseBool(p.scalar(v, "approval.required"))
+			if err != nil {
+				p.errorf(v, "approval.required must be true or false")
+			}
+			a.Required = b
+		case "message":
+			a.Message = p.scalar(v, "approval.message")
+		}
+	})
+	return a
 }
 
 // assert reads assert: exit_codes (a list, or one code) and output_matches

@@ -73,6 +73,9 @@ type Step struct {
 	RunsOn []string
 	// Priority orders Ready steps: higher first (-100 to 100, default 0).
 	Priority int
+	// Approval, when required, holds the step before it runs until a
+	// person approves it.
+	Approval *Approval
 
 	// Pos is where the step starts in the source.
 	Pos Pos `yaml:"-"`
@@ -96,6 +99,12 @@ type Retry struct {
 	Exponential bool
 	// On lists the failure reasons that are retried.
 	On []engine.Reason
+}
+
+// Approval is a manual gate before a step.
+type Approval struct {
+	Required bool   `json:"required"`
+	Message  string `json:"message,omitempty"`
 }
 
 // Assert checks a step's result beyond its exit code.

@@ -33,6 +33,7 @@ CREATE TABLE steps (
     assert      TEXT NOT NULL DEFAULT 'null',
     runs_on     TEXT NOT NULL DEFAULT '[]',
     priority    INTEGER NOT NULL DEFAULT 0,
+    approval    TEXT NOT NULL DEFAULT 'null',
     state       TEXT NOT NULL,
     exit_code   INTEGER,
     reason      TEXT NOT NULL DEFAULT '',
