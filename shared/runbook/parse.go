@@ -30,8 +30,8 @@ var Keys = map[string][]string{
 	"runbook":  {"name", "description", "params", "global", "include", "steps"},
 	"include":  {"path", "as", "after"},
 	"param":    {"type", "required", "default", "values", "description"},
-	"global":   {"env", "image", "timeout", "labels"},
-	"step":     {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "runs_on", "priority", "approval", "timeout", "retry"},
+	"global":   {"env", "image", "timeout", "labels", "secrets"},
+	"step":     {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "secrets", "runs_on", "priority", "approval", "timeout", "retry"},
 	"assert":   {"exit_codes", "output_matches"},
 	"approval": {"required", "message"},
 	"retry":    {"max", "delay", "backoff", "on"},
@@ -157,6 +157,8 @@ func (p *parser) global(n *yaml.Node, g *Global) {
 			g.Timeout = p.duration(v, "global.timeout", time.Second, MaxTimeout)
 		case "labels":
 			g.Labels = p.labels(v, "global.labels")
+		case "secrets":
+			g.Secrets = p.secretNames(v, "global.secrets")
 		}
 	})
 }
@@ -200,6 +202,8 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.Assert = p.assert(v)
 		case "runs_on":
 			s.RunsOn = p.labels(v, "runs_on")
+		case "secrets":
+			s.Secrets = p.secretNames(v, "secrets")
 		case "approval":
 			s.Approval = p.approval(v)
 		case "priority":
@@ -287,6 +291,20 @@ func (p *parser) duration(n *yaml.Node, what string, least, most time.Duration) 
 }
 
 var labelRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(=[A-Za-z0-9_.:/-]+)?$`)
+
+// secretNames reads a list of secret names, which become variable names.
+func (p *parser) secretNames(n *yaml.Node, what string) []string {
+	names := p.names(n, what)
+	for _, name := range names {
+		switch {
+		case !envNameRe.MatchString(name):
+			p.errorf(n, "%s: %q is not a valid variable name (letters, digits, '_'; not starting with a digit)", what, name)
+		case name == "CI" || strings.HasPrefix(name, "BATON"):
+			p.errorf(n, "%s: %s is set by Baton in every step and cannot be a secret", what, name)
+		}
+	}
+	return names
+}
 
 // ValidLabel reports whether l is an agent label: NAME or NAME=VALUE.
 func ValidLabel(l string) bool { return labelRe.MatchString(l) && len(l) <= MaxNameLength }

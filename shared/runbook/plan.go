@@ -29,6 +29,7 @@ type PlanStep struct {
 	Command   string            `json:"command,omitempty"`
 	Args      []string          `json:"args,omitempty"`
 	Env       map[string]string `json:"env,omitempty"`
+	Secrets   []string          `json:"secrets,omitempty"` // names only
 	If        string            `json:"if,omitempty"`
 	Timeout   time.Duration     `json:"timeout"`
 	Retries   int               `json:"retries,omitempty"`
@@ -66,7 +67,7 @@ func (rb *Runbook) Plan(given map[string]any) (*Plan, error) {
 		}
 		d := rb.Deferred(s)
 		ps := PlanStep{Name: s.Name, DependsOn: s.DependsOn, Image: early(d.Image, scope), Command: early(d.Command, scope),
-			If: s.Condition(), Timeout: rb.TimeoutFor(s), Retries: s.Retry.Max}
+			Secrets: rb.SecretsFor(s), If: s.Condition(), Timeout: rb.TimeoutFor(s), Retries: s.Retry.Max}
 		if ps.DependsOn == nil {
 			ps.DependsOn = []string{}
 		}
@@ -141,6 +142,9 @@ func (p *Plan) Print(w io.Writer) {
 			sort.Strings(keys)
 			for _, k := range keys {
 				fmt.Fprintf(w, "    env:     %s=%s\n", k, s.Env[k])
+			}
+			if len(s.Secrets) > 0 {
+				fmt.Fprintf(w, "    secrets: %s (values are not shown)\n", strings.Join(s.Secrets, ", "))
 			}
 			fmt.Fprintf(w, "    timeout: %s", s.Timeout)
 			if s.Retries > 0 {

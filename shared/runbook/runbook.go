@@ -5,6 +5,7 @@ package runbook
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/baton-ci/baton/shared/engine"
@@ -45,6 +46,8 @@ type Global struct {
 	Timeout time.Duration
 	// Labels are the default runs_on of every step.
 	Labels []string
+	// Secrets are project secrets every step gets as environment variables.
+	Secrets []string
 }
 
 // Step is one unit of work, run in its own container.
@@ -76,6 +79,9 @@ type Step struct {
 	// Approval, when required, holds the step before it runs until a
 	// person approves it.
 	Approval *Approval
+	// Secrets are names of project secrets the step gets as environment
+	// variables (with global.secrets). Values never appear in the runbook.
+	Secrets []string
 
 	// Pos is where the step starts in the source.
 	Pos Pos `yaml:"-"`
@@ -175,6 +181,18 @@ func (rb *Runbook) TimeoutFor(s Step) time.Duration {
 		return rb.Global.Timeout
 	}
 	return DefaultTimeout
+}
+
+// SecretsFor returns the names of the secrets the step gets: global.secrets
+// and its own, each once, in order.
+func (rb *Runbook) SecretsFor(s Step) []string {
+	var out []string
+	for _, n := range append(append([]string{}, rb.Global.Secrets...), s.Secrets...) {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // LabelsFor returns the labels an agent needs to run the step.

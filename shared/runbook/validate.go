@@ -86,6 +86,11 @@ func validateExpressions(file string, rb *Runbook, steps []Step) Errors {
 			check(what, t.Refs())
 			return nil
 		})
+		for _, name := range rb.SecretsFor(*st) {
+			if _, clash := rb.EnvFor(*st)[name]; clash {
+				add(*st, fmt.Sprintf("step %q sets %s both in env and in secrets: keep one", st.Name, name))
+			}
+		}
 		if st.If != "" && st.Cleanup {
 			add(*st, fmt.Sprintf("step %q has both if and cleanup: cleanup: true means if: always(); keep one", st.Name))
 		}
