@@ -25,14 +25,22 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	log.Info("step started", slog.String("image", asg.Image))
 	started := time.Now()
 
-	out := newLogStream(context.WithoutCancel(ctx), a.Client, asg.StepID, asg.Attempt, log)
+	stream := newLogStream(context.WithoutCancel(ctx), a.Client, asg.StepID, asg.Attempt, log)
+	out := newMasker(stream, asg.Secrets)
+	env := make(map[string]string, len(asg.Env)+len(asg.Secrets))
+	for k, v := range asg.Env {
+		env[k] = v
+	}
+	for k, v := range asg.Secrets {
+		env[k] = v
+	}
 	execCtx, cancelExec := ctx, context.CancelFunc(func() {})
 	if asg.Timeout > 0 {
 		execCtx, cancelExec = context.WithTimeoutCause(ctx, asg.Timeout, &timeoutError{asg.Timeout})
 	}
 	outcome, err := a.Executor.Execute(execCtx, StepSpec{
 		RunID: asg.RunID, StepID: asg.StepID, StepName: asg.StepName, Attempt: asg.Attempt,
-		Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: asg.Env,
+		Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: env,
 	}, out)
 	cancelExec()
 	res := resultOf(outcome.ExitCode, err)
@@ -42,11 +50,15 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	} else if len(outcome.Outputs) > 0 {
 		var problems []string
 		res.Outputs, problems = runbook.ParseOutputs(outcome.Outputs)
+		for k, v := range res.Outputs {
+			res.Outputs[k] = string(out.mask([]byte(v)))
+		}
 		for _, p := range problems {
 			fmt.Fprintf(out, "baton: $BATON_OUTPUT %s\n", p)
 		}
 	}
-	out.Close()
+	out.Flush()
+	stream.Close()
 
 	reportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()

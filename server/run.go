@@ -46,6 +46,7 @@ type Step struct {
 	RunsOn     []string // labels an agent needs
 	Priority   int
 	Approval   *runbook.Approval
+	Secrets    []string // names of project secrets given as env vars
 	Assert     *runbook.Assert
 	State      engine.StepState
 	ExitCode   *int

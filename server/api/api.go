@@ -14,14 +14,18 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
 // Server holds what the handlers need. Every field is required except UI.
 type Server struct {
-	Runs       server.RunStore
-	Dispatch   server.Dispatcher
-	Agents     server.AgentStore
+	Runs     server.RunStore
+	Dispatch server.Dispatcher
+	Agents   server.AgentStore
+	Secrets  server.SecretStore
+	// Box seals project secrets at rest.
+	Box        *secretbox.Box
 	AdminToken string
 	// SigningKey signs agent access tokens.
 	SigningKey  ed25519.PrivateKey
@@ -63,6 +67,9 @@ func (s *Server) Router() http.Handler {
 			r.Post("/runs/{id}/steps/{name}/approve", s.decideApproval(true))
 			r.Post("/runs/{id}/steps/{name}/reject", s.decideApproval(false))
 			r.Get("/runs/{id}/steps/{name}/log", s.getStepLog)
+			r.Get("/projects/{project}/secrets", s.listSecrets)
+			r.Put("/projects/{project}/secrets/{name}", s.putSecret)
+			r.Delete("/projects/{project}/secrets/{name}", s.deleteSecret)
 			r.Get("/agents", s.listAgents)
 			r.Get("/agents/{id}", s.getAgent)
 		})

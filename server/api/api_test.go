@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
 	"github.com/baton-ci/baton/shared/protocol"
 )
@@ -55,6 +56,8 @@ func newTestServer(t *testing.T) *testServer {
 		Runs:        db,
 		Dispatch:    db,
 		Agents:      db,
+		Secrets:     db,
+		Box:         testBox(t),
 		AdminToken:  adminToken,
 		SigningKey:  key,
 		AgentConfig: protocol.AgentConfig{PoolSize: 3, EvictionTime: time.Minute},
@@ -677,4 +680,45 @@ func TestApproveOverHTTP(t *testing.T) {
 	agent.reserveStep(t, ts, "deploy")
 	wantStatus(t, "approve twice", ts.admin(t, "POST", "/api/v1/runs/"+run.ID+"/steps/deploy/approve", nil), 409)
 	wantStatus(t, "approve an unknown step", ts.admin(t, "POST", "/api/v1/runs/"+run.ID+"/steps/nope/reject", nil), 404)
+}
+
+func testBox(t *testing.T) *secretbox.Box {
+	t.Helper()
+	box, err := secretbox.New(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return box
+}
+
+func TestSecretsAPI(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "a1")
+	rb := "global:\n  secrets: [TOKEN]\nsteps:\n  - name: a\n    command: x\n    secrets: [KEY]\n"
+	res := ts.admin(t, "POST", "/api/v1/runs", map[string]string{"project": "web", "runbook": rb})
+	wantStatus(t, "run with unset secrets", res, 400)
+	if msg := res.errorMessage(t); !strings.Contains(msg, `project "web" has no secret KEY, TOKEN`) {
+		t.Errorf("error %q", msg)
+	}
+	wantStatus(t, "short secret", ts.admin(t, "PUT", "/api/v1/projects/web/secrets/TOKEN", map[string]string{"value": "abc"}), 400)
+	wantStatus(t, "reserved name", ts.admin(t, "PUT", "/api/v1/projects/web/secrets/BATON_X", map[string]string{"value": "abcdefgh"}), 400)
+	wantStatus(t, "set TOKEN", ts.admin(t, "PUT", "/api/v1/projects/web/secrets/TOKEN", map[string]string{"value": "token-value-1"}), 204)
+	wantStatus(t, "set KEY", ts.admin(t, "PUT", "/api/v1/projects/web/secrets/KEY", map[string]string{"value": "key-value-2"}), 204)
+	var names struct{ Names []string }
+	ts.admin(t, "GET", "/api/v1/projects/web/secrets", nil).decode(t, &names)
+	if strings.Join(names.Names, ",") != "KEY,TOKEN" {
+		t.Errorf("names %v", names.Names)
+	}
+	run := ts.createRun(t, "web", rb)
+	asg := agent.reserveStep(t, ts, "a")
+	if asg.Secrets["TOKEN"] != "token-value-1" || asg.Secrets["KEY"] != "key-value-2" || len(asg.Secrets) != 2 {
+		t.Errorf("assignment secrets %v", asg.Secrets)
+	}
+	got := ts.getRun(t, run.ID)
+	if b, _ := json.Marshal(got); strings.Contains(string(b), "token-value-1") {
+		t.Error("a secret value shows in the run view")
+	}
+	wantStatus(t, "delete", ts.admin(t, "DELETE", "/api/v1/projects/web/secrets/KEY", nil), 204)
+	wantStatus(t, "delete again", ts.admin(t, "DELETE", "/api/v1/projects/web/secrets/KEY", nil), 404)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/engine"
 	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/shared/runbook"
 )
@@ -51,11 +52,23 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if step != nil {
+			secrets, err := s.openSecrets(r, run.Project, step.Secrets)
+			if err != nil {
+				// The step cannot run: fail it now rather than hand it out
+				// without its secrets, and look for other work.
+				s.Logger.ErrorContext(ctx, "step secrets", slog.String("step_id", step.ID), slog.Any("err", err))
+				if _, cerr := s.Dispatch.CompleteStep(ctx, server.StepResult{StepID: step.ID, AgentID: agent.ID,
+					Attempt: step.Attempt, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
+					s.writeError(w, r, cerr)
+					return
+				}
+				continue
+			}
 			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
 				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
 			writeJSON(w, http.StatusOK, protocol.Assignment{
 				StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
-				Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Timeout: step.Timeout,
+				Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout,
 			})
 			return
 		}

@@ -70,9 +70,13 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		run.Steps = append(run.Steps, &server.Step{
 			Name: st.Name, Image: rb.ImageFor(st), Command: st.Command, Args: st.Args, Env: rb.EnvFor(st),
 			DependsOn: st.DependsOn, Timeout: rb.TimeoutFor(st), If: st.Condition(), Assert: st.Assert,
-			RunsOn: rb.LabelsFor(st), Priority: st.Priority, Approval: st.Approval,
+			RunsOn: rb.LabelsFor(st), Priority: st.Priority, Approval: st.Approval, Secrets: rb.SecretsFor(st),
 			Retry: st.Retry,
 		})
+	}
+	if err := s.checkSecrets(r, run); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	if err := s.Runs.CreateRun(r.Context(), run); err != nil {
 		s.writeError(w, r, err)

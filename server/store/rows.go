@@ -50,6 +50,7 @@ type stepRow struct {
 	RunsOn     string
 	Priority   int
 	Approval   string
+	Secrets    string
 	State      string
 	ExitCode   *int
 	Reason     string
@@ -136,7 +137,7 @@ func (r *stepRow) domain() (*server.Step, error) {
 	for _, f := range []struct {
 		text string
 		into any
-	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}, {r.Outputs, &s.Outputs}, {r.Assert, &s.Assert}, {r.RunsOn, &s.RunsOn}, {r.Approval, &s.Approval}} {
+	}{{r.Env, &s.Env}, {r.DependsOn, &s.DependsOn}, {r.Args, &s.Args}, {r.Retry, &s.Retry}, {r.Outputs, &s.Outputs}, {r.Assert, &s.Assert}, {r.RunsOn, &s.RunsOn}, {r.Approval, &s.Approval}, {r.Secrets, &s.Secrets}} {
 		if err := json.Unmarshal([]byte(f.text), f.into); err != nil {
 			return nil, err
 		}
@@ -181,6 +182,10 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := json.Marshal(nonNil(s.Secrets))
+	if err != nil {
+		return nil, err
+	}
 	outputs := s.Outputs
 	if outputs == nil {
 		outputs = map[string]string{}
@@ -193,7 +198,7 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
 		Args: string(argsJSON), Env: string(env), DependsOn: string(dependsOn), TimeoutMs: s.Timeout.Milliseconds(),
 		Retry: string(retry), IfCond: s.If, Assert: string(assert), RunsOn: string(runsOn), Priority: s.Priority,
-		Approval: string(approval), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
+		Approval: string(approval), Secrets: string(secrets), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
 		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 	}, nil
 }

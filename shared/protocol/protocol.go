@@ -164,6 +164,9 @@ type Assignment struct {
 	Command  string            `json:"command,omitempty"` // run with sh -c
 	Args     []string          `json:"args,omitempty"`    // or run as is (exec form)
 	Env      map[string]string `json:"env,omitempty"`
+	// Secrets are project secrets, also given as environment variables;
+	// the agent masks their values in the step's output.
+	Secrets map[string]string `json:"secrets,omitempty"`
 	// Timeout is how long the step may run (nanoseconds on the wire).
 	Timeout time.Duration `json:"timeout"`
 }

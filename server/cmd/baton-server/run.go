@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
 	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/ui"
@@ -76,8 +77,16 @@ func (m *Main) open(ctx context.Context) error {
 	if m.db, err = store.OpenSQLite(ctx, filepath.Join(m.Config.DataDir, "baton.db")); err != nil {
 		return err
 	}
+	secretKey, err := secretbox.LoadOrCreateKey(filepath.Join(m.Config.DataDir, "secrets.key"))
+	if err != nil {
+		return err
+	}
+	box, err := secretbox.New(secretKey)
+	if err != nil {
+		return err
+	}
 	srv := &api.Server{
-		Runs: m.db, Dispatch: m.db, Agents: m.db, AdminToken: adminToken, SigningKey: key,
+		Runs: m.db, Dispatch: m.db, Agents: m.db, Secrets: m.db, Box: box, AdminToken: adminToken, SigningKey: key,
 		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction},
 		Wake:        api.NewWake(), Logger: m.Logger, UI: ui.Handler(), Ping: m.db.Ping,
 	}

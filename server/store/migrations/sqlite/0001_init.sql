@@ -34,6 +34,7 @@ CREATE TABLE steps (
     runs_on     TEXT NOT NULL DEFAULT '[]',
     priority    INTEGER NOT NULL DEFAULT 0,
     approval    TEXT NOT NULL DEFAULT 'null',
+    secrets     TEXT NOT NULL DEFAULT '[]',
     state       TEXT NOT NULL,
     exit_code   INTEGER,
     reason      TEXT NOT NULL DEFAULT '',
@@ -102,4 +103,14 @@ CREATE TABLE registration_tokens (
     id         TEXT PRIMARY KEY,
     hash       BLOB NOT NULL UNIQUE,
     created_at DATETIME NOT NULL
+);
+
+-- Project secrets, sealed with the server's secret key (AES-256-GCM, bound
+-- to project and name); never stored in plaintext.
+CREATE TABLE project_secrets (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    name       TEXT NOT NULL,
+    sealed     BLOB NOT NULL,
+    updated_at DATETIME NOT NULL,
+    PRIMARY KEY (project_id, name)
 );
