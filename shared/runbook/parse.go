@@ -21,7 +21,11 @@ const (
 	MaxRetries    = 10
 	MaxRetryDelay = time.Hour
 	MaxPriority   = 100
-	MaxLabels     = 20
+	// MaxValues bounds the list entries and env variables a runbook holds
+	// after YAML aliases are followed, so a small file of aliases to aliases
+	// (an "alias bomb") cannot make the server do unbounded work.
+	MaxValues = 100_000
+	MaxLabels = 20
 )
 
 // Keys lists the keys each mapping of a runbook accepts, in documentation
@@ -75,6 +79,21 @@ type parser struct {
 	// steps carry it), "" for the root.
 	included string
 	errs     Errors
+	// values counts list entries and env variables read, for MaxValues.
+	values int
+}
+
+// spend accounts for n more values and reports whether the budget allows
+// them; the first overrun is reported once.
+func (p *parser) spend(n *yaml.Node, count int) bool {
+	p.values += count
+	if p.values > MaxValues {
+		if p.values-count <= MaxValues {
+			p.errorf(n, "runbook holds more than %d list entries and variables once YAML aliases are followed", MaxValues)
+		}
+		return false
+	}
+	return true
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -257,6 +276,9 @@ func (p *parser) step(n *yaml.Node) Step {
 // args reads the exec form of command: a non-empty list of strings.
 func (p *parser) args(n *yaml.Node) []string {
 	n = deref(n)
+	if !p.spend(n, len(n.Content)) {
+		return nil
+	}
 	if len(n.Content) == 0 {
 		p.errorf(n, "command list is empty: give the program and its arguments, or a string for sh -c")
 		return nil
@@ -457,7 +479,7 @@ func (p *parser) names(n *yaml.Node, what string) []string {
 	} else if v.Kind == yaml.ScalarNode {
 		return nil
 	}
-	if !p.expect(n, yaml.SequenceNode, what) {
+	if !p.expect(n, yaml.SequenceNode, what) || !p.spend(n, len(n.Content)) {
 		return nil
 	}
 	out := make([]string, 0, len(n.Content))
@@ -479,7 +501,7 @@ func (p *parser) env(n *yaml.Node, what string) map[string]string {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil
 	}
-	if !p.expect(n, yaml.MappingNode, what) {
+	if !p.expect(n, yaml.MappingNode, what) || !p.spend(n, len(n.Content)/2) {
 		return nil
 	}
 	env := make(map[string]string, len(n.Content)/2)

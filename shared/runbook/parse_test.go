@@ -487,3 +487,25 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// A small file of aliases that would expand to 400,000 values is refused
+// once the budget is spent, instead of being expanded.
+func TestAliasBombIsRefused(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("x: &l0 [")
+	for i := 0; i < 400; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "n%d", i)
+	}
+	b.WriteString("]\nsteps:\n")
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&b, "  - {name: s%d, command: x, depends_on: *l0}\n", i)
+	}
+	_, err := runbook.Parse("bomb.yml", []byte(strings.Replace(b.String(), "x: &l0", "global: {env: {A: b}}\nx0: &l0", 1)))
+	if err == nil || !strings.Contains(err.Error(), "once YAML aliases are followed") {
+		t.Fatalf("alias bomb: %v", err)
+	}
+}
