@@ -30,17 +30,41 @@ type Agent struct {
 	LastSeen   time.Time
 }
 
-// RegistrationToken lets an agent register. Only its SHA-256 hash is stored.
+// RegistrationToken lets agents register. Only its SHA-256 hash is stored.
 type RegistrationToken struct {
-	ID        string
-	Hash      []byte
-	CreatedAt time.Time
+	ID          string
+	Hash        []byte
+	Description string
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time // nil: never
+	MaxUses     int        // 0: unlimited; each new agent is a use
+	Uses        int
+	RevokedAt   *time.Time
+}
+
+// Usable reports why the token cannot register a new agent now, or "".
+func (t *RegistrationToken) Usable(now time.Time) string {
+	switch {
+	case t.RevokedAt != nil:
+		return "registration token was revoked"
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		return "registration token has expired"
+	case t.MaxUses > 0 && t.Uses >= t.MaxUses:
+		return "registration token has been used up"
+	}
+	return ""
 }
 
 // AgentStore keeps agents and registration tokens.
 type AgentStore interface {
 	// CreateRegistrationToken stores a token's hash.
 	CreateRegistrationToken(ctx context.Context, t *RegistrationToken) error
+	// ListRegistrationTokens returns every token, newest first (no secrets:
+	// only hashes are stored).
+	ListRegistrationTokens(ctx context.Context) ([]*RegistrationToken, error)
+	// RevokeRegistrationToken stops a token from registering agents, or
+	// returns ENOTFOUND.
+	RevokeRegistrationToken(ctx context.Context, id string) error
 	// RegisterAgent checks the token hash and creates the agent, or, when it
 	// exists with the same signing key, updates its name and version.
 	// A different key for a known id is ECONFLICT; a bad token EUNAUTHORIZED.

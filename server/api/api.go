@@ -61,6 +61,8 @@ func (s *Server) Router() http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAdmin)
 			r.Post("/registration-tokens", s.createRegistrationToken)
+			r.Get("/registration-tokens", s.listRegistrationTokens)
+			r.Delete("/registration-tokens/{id}", s.revokeRegistrationToken)
 			r.Post("/runs", s.createRun)
 			r.Get("/runs/{id}", s.getRun)
 			r.Post("/runs/{id}/resume", s.resumeRun)

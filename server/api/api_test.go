@@ -722,3 +722,29 @@ func TestSecretsAPI(t *testing.T) {
 	wantStatus(t, "delete", ts.admin(t, "DELETE", "/api/v1/projects/web/secrets/KEY", nil), 204)
 	wantStatus(t, "delete again", ts.admin(t, "DELETE", "/api/v1/projects/web/secrets/KEY", nil), 404)
 }
+
+func TestRegistrationTokensAPI(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	res := ts.admin(t, "POST", "/api/v1/registration-tokens", map[string]any{"description": "ci", "expires_in": "1h", "max_uses": 2})
+	wantStatus(t, "create", res, 201)
+	var tok protocol.RegistrationToken
+	res.decode(t, &tok)
+	if tok.Token == "" || tok.MaxUses != 2 || tok.ExpiresAt == nil || tok.Description != "ci" {
+		t.Fatalf("token %+v", tok)
+	}
+	wantStatus(t, "bad expiry", ts.admin(t, "POST", "/api/v1/registration-tokens", map[string]any{"expires_in": "soon"}), 400)
+	var list []protocol.RegistrationToken
+	ts.admin(t, "GET", "/api/v1/registration-tokens", nil).decode(t, &list)
+	if len(list) != 1 || list[0].ID != tok.ID || list[0].Token != "" {
+		t.Fatalf("list %+v: tokens are listed without their secret", list)
+	}
+	wantStatus(t, "revoke", ts.admin(t, "DELETE", "/api/v1/registration-tokens/"+tok.ID, nil), 204)
+	wantStatus(t, "revoke unknown", ts.admin(t, "DELETE", "/api/v1/registration-tokens/nope", nil), 404)
+	signing, hpke := newAgentKeys(t)
+	res = ts.register(t, registerRequest(tok.Token, uuid.NewString(), "late", signing, hpke))
+	wantStatus(t, "register with a revoked token", res, 401)
+	if msg := res.errorMessage(t); !strings.Contains(msg, "revoked") {
+		t.Errorf("error %q", msg)
+	}
+}

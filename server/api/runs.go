@@ -1,9 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -223,19 +220,4 @@ func runView(run *server.Run) protocol.Run {
 		}
 	}
 	return v
-}
-
-// createRegistrationToken makes a new random token; only its hash is kept.
-func (s *Server) createRegistrationToken(w http.ResponseWriter, r *http.Request) {
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	token := "brt_" + base64.RawURLEncoding.EncodeToString(secret)
-	hash := sha256.Sum256([]byte(token))
-	t := &server.RegistrationToken{Hash: hash[:]}
-	if err := s.Agents.CreateRegistrationToken(r.Context(), t); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.Logger.InfoContext(r.Context(), "registration token created", slog.String("token_id", t.ID))
-	writeJSON(w, http.StatusCreated, protocol.RegistrationToken{ID: t.ID, Token: token, CreatedAt: t.CreatedAt})
 }

@@ -20,9 +20,42 @@ func (s *DB) CreateRegistrationToken(ctx context.Context, t *server.Registration
 		t.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	t.CreatedAt = s.now()
-	row := registrationTokenRow{ID: t.ID, Hash: t.Hash, CreatedAt: t.CreatedAt}
+	row := registrationTokenRow{ID: t.ID, Hash: t.Hash, Description: t.Description, CreatedAt: t.CreatedAt,
+		ExpiresAt: t.ExpiresAt, MaxUses: t.MaxUses}
 	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
 		return fmt.Errorf("insert registration token: %w", err)
+	}
+	return nil
+}
+
+// ListRegistrationTokens returns every token, newest first.
+func (s *DB) ListRegistrationTokens(ctx context.Context) ([]*server.RegistrationToken, error) {
+	var rows []registrationTokenRow
+	if err := s.db.WithContext(ctx).Order("created_at DESC, id DESC").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list registration tokens: %w", err)
+	}
+	out := make([]*server.RegistrationToken, len(rows))
+	for i := range rows {
+		out[i] = rows[i].domain()
+	}
+	return out, nil
+}
+
+// RevokeRegistrationToken marks a token revoked; revoking twice is fine.
+func (s *DB) RevokeRegistrationToken(ctx context.Context, id string) error {
+	db := s.db.WithContext(ctx)
+	res := db.Model(&registrationTokenRow{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", s.now())
+	if res.Error != nil {
+		return fmt.Errorf("revoke registration token: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		var n int64
+		if err := db.Model(&registrationTokenRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return server.Errorf(server.ENOTFOUND, "registration token %q not found", id)
+		}
 	}
 	return nil
 }
@@ -48,12 +81,22 @@ func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byt
 		err = tx.Where("id = ?", a.ID).Take(&row).Error
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
+			// Only a new agent spends the token; an agent that restarts
+			// with its keys is let back in even after the token expired,
+			// was used up or revoked (delete the agent to shut it out).
+			if why := tok.domain().Usable(now); why != "" {
+				return server.Errorf(server.EUNAUTHORIZED, "%s", why)
+			}
 			row = agentRow{
 				ID: a.ID, Name: a.Name, Version: a.Version, Labels: labelsJSON, State: string(server.AgentEnabled),
 				SigningKey: a.SigningKey, HPKEKey: a.HPKEKey, CreatedAt: now, LastSeen: now,
 			}
 			if err := tx.Create(&row).Error; err != nil {
 				return fmt.Errorf("insert agent: %w", err)
+			}
+			if err := tx.Model(&registrationTokenRow{}).Where("id = ?", tok.ID).
+				Update("uses", gorm.Expr("uses + 1")).Error; err != nil {
+				return fmt.Errorf("count token use: %w", err)
 			}
 		case err != nil:
 			return fmt.Errorf("find agent: %w", err)

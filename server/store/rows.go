@@ -120,9 +120,19 @@ type agentRow struct {
 func (agentRow) TableName() string { return "agents" }
 
 type registrationTokenRow struct {
-	ID        string
-	Hash      []byte
-	CreatedAt time.Time
+	ID          string
+	Hash        []byte
+	Description string
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time
+	MaxUses     int
+	Uses        int
+	RevokedAt   *time.Time
+}
+
+func (r *registrationTokenRow) domain() *server.RegistrationToken {
+	return &server.RegistrationToken{ID: r.ID, Hash: r.Hash, Description: r.Description, CreatedAt: r.CreatedAt.UTC(),
+		ExpiresAt: utcPtr(r.ExpiresAt), MaxUses: r.MaxUses, Uses: r.Uses, RevokedAt: utcPtr(r.RevokedAt)}
 }
 
 func (registrationTokenRow) TableName() string { return "registration_tokens" }

@@ -905,3 +905,60 @@ func TestApproval(t *testing.T) {
 		t.Errorf("rejected step: %+v", st)
 	}
 }
+
+// A token spends a use per new agent; restarts of known agents are let in
+// whatever became of the token; revoked, expired and used-up tokens refuse
+// new agents.
+func TestRegistrationTokenLifecycle(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := t.Context()
+	newToken := func(secret string, tok server.RegistrationToken) ([]byte, string) {
+		t.Helper()
+		hash := sha256.Sum256([]byte(secret))
+		tok.Hash = hash[:]
+		if err := s.CreateRegistrationToken(ctx, &tok); err != nil {
+			t.Fatal(err)
+		}
+		return hash[:], tok.ID
+	}
+	register := func(hash []byte, id string, seed byte) error {
+		signing, hpke := agentKeys(seed)
+		return s.RegisterAgent(ctx, &server.Agent{ID: id, Name: id, SigningKey: signing, HPKEKey: hpke}, hash)
+	}
+	a1, a2 := "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+	once, onceID := newToken("once", server.RegistrationToken{MaxUses: 1, Description: "one agent"})
+	if err := register(once, a1, 1); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "second agent on a one-use token", register(once, a2, 3), server.EUNAUTHORIZED)
+	if err := register(once, a1, 1); err != nil {
+		t.Errorf("restart of the agent that used the token: %v", err)
+	}
+	past := time.Now().Add(-time.Hour)
+	expired, _ := newToken("expired", server.RegistrationToken{ExpiresAt: &past})
+	wantCode(t, "new agent on an expired token", register(expired, a2, 3), server.EUNAUTHORIZED)
+	open, openID := newToken("open", server.RegistrationToken{})
+	if err := s.RevokeRegistrationToken(ctx, openID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeRegistrationToken(ctx, openID); err != nil {
+		t.Errorf("revoking twice: %v", err)
+	}
+	wantCode(t, "new agent on a revoked token", register(open, a2, 3), server.EUNAUTHORIZED)
+	wantCode(t, "revoke unknown", s.RevokeRegistrationToken(ctx, "nope"), server.ENOTFOUND)
+	tokens, err := s.ListRegistrationTokens(ctx)
+	if err != nil || len(tokens) != 3 {
+		t.Fatalf("tokens %v %v", tokens, err)
+	}
+	byID := map[string]*server.RegistrationToken{}
+	for _, tk := range tokens {
+		byID[tk.ID] = tk
+	}
+	if o := byID[onceID]; o.Uses != 1 || o.MaxUses != 1 || o.Description != "one agent" || o.RevokedAt != nil {
+		t.Errorf("one-use token %+v", o)
+	}
+	if o := byID[openID]; o.RevokedAt == nil {
+		t.Errorf("revoked token %+v", o)
+	}
+}

@@ -103,9 +103,23 @@ type Agent struct {
 // RegistrationToken is returned once, when an admin creates it; only its hash
 // is stored.
 type RegistrationToken struct {
-	ID        string    `json:"id"`
-	Token     string    `json:"token,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ID          string     `json:"id"`
+	Token       string     `json:"token,omitempty"` // only in the answer that creates it
+	Description string     `json:"description,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	MaxUses     int        `json:"max_uses"` // 0: unlimited
+	Uses        int        `json:"uses"`
+	Revoked     bool       `json:"revoked"`
+}
+
+// CreateRegistrationTokenRequest is the optional body of a token request.
+type CreateRegistrationTokenRequest struct {
+	Description string `json:"description,omitempty"`
+	// ExpiresIn is a Go duration such as 24h; empty: never.
+	ExpiresIn string `json:"expires_in,omitempty"`
+	// MaxUses is how many new agents may register with it; 0: unlimited.
+	MaxUses int `json:"max_uses,omitempty"`
 }
 
 // RegisterRequest is sent by an agent on every start. The first one creates

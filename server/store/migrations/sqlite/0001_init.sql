@@ -100,9 +100,14 @@ CREATE TABLE agents (
 );
 
 CREATE TABLE registration_tokens (
-    id         TEXT PRIMARY KEY,
-    hash       BLOB NOT NULL UNIQUE,
-    created_at DATETIME NOT NULL
+    id          TEXT PRIMARY KEY,
+    hash        BLOB NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    created_at  DATETIME NOT NULL,
+    expires_at  DATETIME,          -- NULL: never
+    max_uses    INTEGER NOT NULL DEFAULT 0, -- 0: unlimited; a use is a new agent
+    uses        INTEGER NOT NULL DEFAULT 0,
+    revoked_at  DATETIME
 );
 
 -- Project secrets, sealed with the server's secret key (AES-256-GCM, bound
