@@ -295,10 +295,11 @@ func (s *server) agents(t *testing.T) []agentView {
 	return agents
 }
 
-func startAgent(t *testing.T, s *server, token, stateDir, name string) *proc {
+func startAgent(t *testing.T, s *server, token, stateDir, name string, extra ...string) *proc {
 	t.Helper()
-	return start(t, "agent-"+name, []string{"baton-agent", "--server", s.url, "--state-dir", stateDir, "--name", name,
-		"--default-image", stepImage}, "BATON_REGISTRATION_TOKEN="+token)
+	args := append([]string{"baton-agent", "--server", s.url, "--state-dir", stateDir, "--name", name,
+		"--default-image", stepImage}, extra...)
+	return start(t, "agent-"+name, args, "BATON_REGISTRATION_TOKEN="+token)
 }
 
 // waitAgents waits until the server lists n agents.

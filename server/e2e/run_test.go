@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -133,8 +134,17 @@ func TestRestartsKeepIdentityAndState(t *testing.T) {
 	addr, dataDir, agentDir := freeAddr(t), t.TempDir(), t.TempDir()
 	s := startServer(t, addr, dataDir)
 	token := s.registrationToken(t)
-	agent := startAgent(t, s, token, agentDir, "keeper")
+	health := freeAddr(t)
+	agent := startAgent(t, s, token, agentDir, "keeper", "--health-addr", health)
 	first := waitAgents(t, s, 1)[0]
+	waitFor(t, 10*time.Second, "agent /readyz", func() bool {
+		resp, err := http.Get("http://" + health + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 	run := s.submit(t, "e2e", "steps:\n  - name: only\n    command: echo first\n")
 	if got := s.waitRun(t, run.ID, 60*time.Second); got.State != "succeeded" {
 		t.Fatalf("first run: %+v", got)

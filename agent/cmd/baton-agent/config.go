@@ -28,6 +28,8 @@ type Config struct {
 	NanoCPUs     int64
 	PidsLimit    int64
 	ReserveWait  time.Duration
+	// HealthAddr serves /livez and /readyz when set.
+	HealthAddr string
 }
 
 // Validate reports the first problem with the configuration.
@@ -82,6 +84,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Int64Var(&cfg.Memory, "memory", 2<<30, "memory limit per step container, bytes (no swap)")
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")
 	fs.Int64Var(&cfg.PidsLimit, "pids-limit", 1024, "process limit per step container")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", env("BATON_HEALTH_ADDR", ""), "address for the /livez and /readyz probes, e.g. :8081 (BATON_HEALTH_ADDR); empty: none")
 	fs.DurationVar(&cfg.ReserveWait, "reserve-wait", protocol.MaxReserveWait, "how long one reserve long-poll waits")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -13,9 +13,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/baton-ci/baton/agent"
 	"github.com/baton-ci/baton/agent/docker"
@@ -90,9 +93,20 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		return err
 	}
 	defer exec.Close()
+	health := agent.NewHealth()
+	if cfg.HealthAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("--health-addr: %w", err)
+		}
+		probes := &http.Server{Handler: health, ReadHeaderTimeout: 5 * time.Second}
+		go probes.Serve(ln)
+		defer probes.Close()
+		logger.Info("probes listening", slog.String("addr", ln.Addr().String()))
+	}
 	a := &agent.Agent{
 		Config:   agent.Config{Name: cfg.Name, Version: version, Labels: cfg.Labels, Token: cfg.Token, ReserveWait: cfg.ReserveWait},
-		Identity: id, Client: client, Executor: exec, Logger: logger,
+		Identity: id, Client: client, Executor: exec, Logger: logger, OnState: health.Set,
 	}
 	return a.Run(ctx)
 }
