@@ -6,12 +6,16 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/baton-ci/baton/shared/engine"
+	"github.com/baton-ci/baton/shared/envelope"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
@@ -19,7 +23,7 @@ import (
 type ServerClient interface {
 	Register(ctx context.Context, req protocol.RegisterRequest) (protocol.RegisterResponse, error)
 	// Reserve long-polls for a step; nil, nil means none came within wait.
-	Reserve(ctx context.Context, wait time.Duration) (*protocol.Assignment, error)
+	Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error)
 	AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error
 	Complete(ctx context.Context, stepID string, res protocol.StepResult) error
 }
@@ -74,7 +78,8 @@ type Agent struct {
 	// OnState, if set, is called from the Run goroutine on every state change.
 	OnState func(State)
 
-	remote protocol.AgentConfig
+	remote    protocol.AgentConfig
+	serverKey ed25519.PublicKey // signs reservations; from the registration answer
 }
 
 // Registration retries: fast while the server is unreachable, slower when it
@@ -178,7 +183,7 @@ func (a *Agent) register(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		resp, err := a.Client.Register(ctx, req)
 		if err == nil {
-			a.remote = resp.Config
+			a.remote, a.serverKey = resp.Config, resp.ServerKey
 			a.Logger.Info("registered", slog.Int("pool_size", resp.Config.PoolSize))
 			return nil
 		}
@@ -209,8 +214,39 @@ func (a *Agent) reserve(ctx context.Context, failures int, msgs chan<- any) {
 		case <-time.After(reserveBackoff.Delay(failures - 1)):
 		}
 	}
-	asg, err := a.Client.Reserve(ctx, a.Config.ReserveWait)
-	msgs <- reserved{a: asg, err: err}
+	res, err := a.Client.Reserve(ctx, a.Config.ReserveWait)
+	if err != nil || res == nil {
+		msgs <- reserved{err: err}
+		return
+	}
+	asg, err := a.open(res)
+	if err != nil {
+		// Never run what does not open and verify: report it and move on.
+		a.Logger.Error("reservation rejected", slog.String("step_id", res.StepID), slog.Int("attempt", res.Attempt), slog.Any("err", err))
+		a.report(context.WithoutCancel(ctx), a.Logger.With(slog.String("step_id", res.StepID)), res.StepID,
+			protocol.StepResult{Attempt: res.Attempt, Reason: engine.ReasonPayloadRejected, Error: err.Error()})
+		msgs <- reserved{}
+		return
+	}
+	msgs <- reserved{a: asg}
+}
+
+// open verifies and opens a reservation's sealed assignment, which must be
+// for this agent, that step and that attempt.
+func (a *Agent) open(res *protocol.Reservation) (*protocol.Assignment, error) {
+	plain, err := envelope.Open(a.Identity.HPKE, a.serverKey,
+		envelope.Binding{AgentID: a.Identity.ID, StepID: res.StepID, Attempt: res.Attempt}, res.Sealed)
+	if err != nil {
+		return nil, err
+	}
+	var asg protocol.Assignment
+	if err := json.Unmarshal(plain, &asg); err != nil {
+		return nil, fmt.Errorf("%w: %v", envelope.ErrRejected, err)
+	}
+	if asg.StepID != res.StepID || asg.Attempt != res.Attempt {
+		return nil, fmt.Errorf("%w: assignment is for step %s attempt %d", envelope.ErrRejected, asg.StepID, asg.Attempt)
+	}
+	return &asg, nil
 }
 
 // stoppedError is the cancel cause of steps the agent itself stops.

@@ -3,21 +3,31 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/baton-ci/baton/shared/engine"
+	"github.com/baton-ci/baton/shared/envelope"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
 // fakeServer is an in-memory ServerClient: the boundary under test here is
 // the agent's own loop; the real server is exercised in server/e2e.
 type fakeServer struct {
+	key       ed25519.PrivateKey // signs reservations
+	agentID   string
+	agentKey  []byte // the registered X25519 key, to seal to
+	garbage   bool   // send reservations that do not open
 	mu        sync.Mutex
 	queue     []*protocol.Assignment
 	logs      map[string][]byte
@@ -29,7 +39,8 @@ type fakeServer struct {
 }
 
 func newFakeServer(steps ...*protocol.Assignment) *fakeServer {
-	return &fakeServer{queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{}, completed: make(chan string, 100)}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	return &fakeServer{key: key, queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{}, completed: make(chan string, 100)}
 }
 
 type refusal struct{}
@@ -44,10 +55,12 @@ func (f *fakeServer) Register(ctx context.Context, req protocol.RegisterRequest)
 	if f.refuse {
 		return protocol.RegisterResponse{}, refusal{}
 	}
-	return protocol.RegisterResponse{AgentID: req.AgentID, Config: protocol.AgentConfig{PoolSize: 2, EvictionTime: time.Minute}}, nil
+	f.agentID, f.agentKey = req.AgentID, req.HPKEKey
+	return protocol.RegisterResponse{AgentID: req.AgentID, Config: protocol.AgentConfig{PoolSize: 2, EvictionTime: time.Minute},
+		ServerKey: f.key.Public().(ed25519.PublicKey)}, nil
 }
 
-func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol.Assignment, error) {
+func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err // as an HTTP call on a cancelled context
 	}
@@ -56,7 +69,12 @@ func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol
 		a := f.queue[0]
 		f.queue = f.queue[1:]
 		f.mu.Unlock()
-		return a, nil
+		plain, _ := json.Marshal(a)
+		sealed, err := envelope.Seal(f.key, f.agentKey, envelope.Binding{AgentID: f.agentID, StepID: a.StepID, Attempt: a.Attempt}, plain)
+		if f.garbage {
+			sealed[len(sealed)-1] ^= 1
+		}
+		return &protocol.Reservation{StepID: a.StepID, Attempt: a.Attempt, Sealed: sealed}, err
 	}
 	f.mu.Unlock()
 	select {
@@ -227,7 +245,7 @@ func TestLogStreamUploadsEverythingInOrder(t *testing.T) {
 	f.failNext = 2 // transient failures are retried at the same offset
 	s := newLogStream(context.Background(), f, "step", 1, slog.New(slog.DiscardHandler))
 	var want bytes.Buffer
-	r := rand.New(rand.NewPCG(1, 2))
+	r := mrand.New(mrand.NewPCG(1, 2))
 	for i := 0; i < 2000; i++ {
 		chunk := make([]byte, r.IntN(3000))
 		for j := range chunk {
@@ -253,4 +271,34 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// A reservation that does not open is reported as rejected and never run.
+func TestAgentRejectsTamperedReservation(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(&protocol.Assignment{StepID: "evil", Attempt: 1, Command: "rm -rf /"})
+	f.garbage = true
+	exec := &recordingExecutor{}
+	a := testAgent(t, f, exec)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitCompleted(t, f, 1)
+	cancel()
+	<-errc
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.results["evil"]; r.Reason != engine.ReasonPayloadRejected || r.ExitCode != nil || r.Attempt != 1 {
+		t.Errorf("result %+v, want payload_rejected", r)
+	}
+	if exec.calls.Load() != 0 {
+		t.Error("a rejected payload was run")
+	}
+}
+
+type recordingExecutor struct{ calls atomic.Int32 }
+
+func (e *recordingExecutor) Execute(ctx context.Context, spec StepSpec, out io.Writer) (Outcome, error) {
+	e.calls.Add(1)
+	return Outcome{}, nil
 }

@@ -60,15 +60,30 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	out.Flush()
 	stream.Close()
 
+	a.report(ctx, log, asg.StepID, res)
+	attrs := []any{slog.Duration("took", time.Since(started).Round(time.Millisecond))}
+	if res.ExitCode != nil {
+		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, slog.String("reason", string(res.Reason)), slog.String("error", res.Error))
+	}
+	log.Info("step finished", attrs...)
+}
+
+// report sends a step's final result, retrying transient failures with
+// backoff for up to reportTimeout on a context detached from cancellation,
+// so a killed step still gets its final word in.
+func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res protocol.StepResult) {
 	reportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		err := a.Client.Complete(reportCtx, asg.StepID, res)
+		err := a.Client.Complete(reportCtx, stepID, res)
 		if err == nil || IsRefused(err) {
 			if err != nil {
 				log.Error("step result refused", slog.Any("err", err))
 			}
-			break
+			return
 		}
 		delay := networkBackoff.Delay(attempt)
 		log.Warn("reporting step result failed; retrying", slog.Any("err", err), slog.Duration("retry_in", delay))
@@ -79,14 +94,6 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 		case <-time.After(delay):
 		}
 	}
-	attrs := []any{slog.Duration("took", time.Since(started).Round(time.Millisecond))}
-	if res.ExitCode != nil {
-		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
-	}
-	if res.Reason != "" {
-		attrs = append(attrs, slog.String("reason", string(res.Reason)), slog.String("error", res.Error))
-	}
-	log.Info("step finished", attrs...)
 }
 
 // timeoutError is the cancel cause of a step that ran past its timeout.

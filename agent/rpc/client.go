@@ -75,10 +75,10 @@ func (c *Client) Register(ctx context.Context, req protocol.RegisterRequest) (pr
 }
 
 // Reserve long-polls for a step for up to wait.
-func (c *Client) Reserve(ctx context.Context, wait time.Duration) (*protocol.Assignment, error) {
+func (c *Client) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 	defer cancel()
-	var asg protocol.Assignment
+	var asg protocol.Reservation
 	path := protocol.PathReserve + "?wait=" + url.QueryEscape(wait.String())
 	status, err := c.authed(ctx, http.MethodPost, path, nil, "", &asg)
 	if err != nil || status == http.StatusNoContent {

@@ -161,8 +161,7 @@ func TestReserveLongPoll(t *testing.T) {
 		case res := <-done:
 			elapsed := time.Since(created)
 			wantStatus(t, "woken reserve", res, http.StatusOK)
-			var as protocol.Assignment
-			res.decode(t, &as)
+			as := agent.open(t, ts, res)
 			if as.RunID != run.ID || as.StepName != "a" {
 				t.Errorf("woken reserve got %+v, want step a of run %s", as, run.ID)
 			}

@@ -38,7 +38,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Logger.InfoContext(r.Context(), "agent registered", slog.String("agent_id", agent.ID), slog.String("agent_name", agent.Name))
-	writeJSON(w, http.StatusOK, protocol.RegisterResponse{AgentID: agent.ID, Config: s.AgentConfig})
+	writeJSON(w, http.StatusOK, protocol.RegisterResponse{AgentID: agent.ID, Config: s.AgentConfig,
+		ServerKey: s.SigningKey.Public().(ed25519.PublicKey)})
 }
 
 func validateRegistration(req *protocol.RegisterRequest) error {

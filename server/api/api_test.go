@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/baton-ci/baton/server/api"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
+	"github.com/baton-ci/baton/shared/envelope"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
@@ -299,8 +301,7 @@ func (a *testAgent) reserveStep(t *testing.T, ts *testServer, want string) proto
 	t.Helper()
 	res := a.reserve(t, ts, "0s")
 	wantStatus(t, "reserve "+want, res, http.StatusOK)
-	var as protocol.Assignment
-	res.decode(t, &as)
+	as := a.open(t, ts, res)
 	if as.StepName != want {
 		t.Fatalf("reserved step %q, want %q", as.StepName, want)
 	}
@@ -747,4 +748,27 @@ func TestRegistrationTokensAPI(t *testing.T) {
 	if msg := res.errorMessage(t); !strings.Contains(msg, "revoked") {
 		t.Errorf("error %q", msg)
 	}
+}
+
+// open decodes a reservation and opens its sealed assignment as the agent
+// would: with the agent's key, checking the server's signature and binding.
+func (a *testAgent) open(t *testing.T, ts *testServer, res *response) protocol.Assignment {
+	t.Helper()
+	var rsv protocol.Reservation
+	res.decode(t, &rsv)
+	plain, err := envelope.Open(a.HPKE, ts.key.Public().(ed25519.PublicKey),
+		envelope.Binding{AgentID: a.ID, StepID: rsv.StepID, Attempt: rsv.Attempt}, rsv.Sealed)
+	if err != nil {
+		t.Fatalf("open reservation: %v", err)
+	}
+	var as protocol.Assignment
+	if err := json.Unmarshal(plain, &as); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range as.Secrets {
+		if bytes.Contains(res.Body, []byte(v)) || bytes.Contains(res.Body, []byte(base64.StdEncoding.EncodeToString([]byte(v)))) {
+			t.Errorf("a secret is readable in the reservation: %s", res.Body)
+		}
+	}
+	return as
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/shared/engine"
+	"github.com/baton-ci/baton/shared/envelope"
 	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/shared/runbook"
 )
@@ -66,10 +68,22 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			}
 			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
 				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
-			writeJSON(w, http.StatusOK, protocol.Assignment{
+			asg := protocol.Assignment{
 				StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
 				Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout,
-			})
+			}
+			plain, err := json.Marshal(asg)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			sealed, err := envelope.Seal(s.SigningKey, agent.HPKEKey,
+				envelope.Binding{AgentID: agent.ID, StepID: step.ID, Attempt: step.Attempt}, plain)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt, Sealed: sealed})
 			return
 		}
 		pause := rescanEvery/2 + rand.N(rescanEvery)

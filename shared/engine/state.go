@@ -76,12 +76,13 @@ func (s RunState) Terminal() bool {
 type Reason string
 
 const (
-	ReasonExitCode  Reason = "exit_code"  // the command exited non-zero
-	ReasonAssert    Reason = "assert"     // the step's assert refused its exit code or output
-	ReasonTimeout   Reason = "timeout"    // the step ran past its timeout
-	ReasonAgentLost Reason = "agent_lost" // the agent stopped answering
-	ReasonInfra     Reason = "infra"      // the step could not run: image missing, Docker down, ...
-	ReasonCancelled Reason = "cancelled"  // a person or the agent's shutdown stopped it
+	ReasonExitCode        Reason = "exit_code"        // the command exited non-zero
+	ReasonAssert          Reason = "assert"           // the step's assert refused its exit code or output
+	ReasonTimeout         Reason = "timeout"          // the step ran past its timeout
+	ReasonAgentLost       Reason = "agent_lost"       // the agent stopped answering
+	ReasonInfra           Reason = "infra"            // the step could not run: image missing, Docker down, ...
+	ReasonCancelled       Reason = "cancelled"        // a person or the agent's shutdown stopped it
+	ReasonPayloadRejected Reason = "payload_rejected" // the agent refused a payload that did not open or verify
 )
 
 // Reasons the server records that no agent reports: why a step was skipped,
@@ -97,7 +98,7 @@ const (
 
 // Reasons lists the failure reasons an agent reports.
 func Reasons() []Reason {
-	return []Reason{ReasonExitCode, ReasonAssert, ReasonTimeout, ReasonAgentLost, ReasonInfra, ReasonCancelled}
+	return []Reason{ReasonExitCode, ReasonAssert, ReasonTimeout, ReasonAgentLost, ReasonInfra, ReasonCancelled, ReasonPayloadRejected}
 }
 
 // Valid reports whether r is one of Reasons.

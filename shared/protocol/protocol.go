@@ -138,6 +138,8 @@ type RegisterRequest struct {
 type RegisterResponse struct {
 	AgentID string      `json:"agent_id"`
 	Config  AgentConfig `json:"config"`
+	// ServerKey is the server's Ed25519 public key: it signs reservations.
+	ServerKey []byte `json:"server_key"`
 }
 
 // AgentConfig is set by the server.
@@ -165,6 +167,16 @@ func TokenMessage(agentID string, timestamp int64) []byte {
 type TokenResponse struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Reservation answers a reserve poll: which step the agent now holds, and
+// its Assignment as JSON signed by the server and sealed to the agent's key
+// (package envelope, bound to agent, step and attempt).
+type Reservation struct {
+	StepID  string `json:"step_id"`
+	RunID   string `json:"run_id"`
+	Attempt int    `json:"attempt"`
+	Sealed  []byte `json:"sealed"`
 }
 
 // Assignment is a reserved step: everything an agent needs to run it.

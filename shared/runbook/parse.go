@@ -458,7 +458,7 @@ func (p *parser) reasons(n *yaml.Node) []engine.Reason {
 	var out []engine.Reason
 	for _, name := range p.names(n, "retry.on") {
 		r := engine.Reason(name)
-		if !r.Valid() || r == engine.ReasonCancelled {
+		if !r.Valid() || r == engine.ReasonCancelled || r == engine.ReasonPayloadRejected {
 			valid := DefaultRetryOn()
 			list := make([]string, len(valid))
 			for i, v := range valid {
