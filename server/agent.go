@@ -5,16 +5,24 @@ import (
 	"time"
 )
 
-// AgentState is the server's view of an agent.
+// AgentState is what an admin wants of an agent; the agent follows it.
 type AgentState string
 
 const (
-	AgentEnabled  AgentState = "enabled"
-	AgentDisabled AgentState = "disabled"
+	AgentEnabled  AgentState = "enabled"  // takes work
+	AgentDisabled AgentState = "disabled" // takes no work; keeps its control channel
+	AgentDraining AgentState = "draining" // finishes its steps, then exits
+	AgentDeleted  AgentState = "deleted"  // cancels its steps, wipes its state, exits; shut out for good
 )
 
 // AgentStates lists every agent state.
-func AgentStates() []AgentState { return []AgentState{AgentEnabled, AgentDisabled} }
+func AgentStates() []AgentState {
+	return []AgentState{AgentEnabled, AgentDisabled, AgentDraining, AgentDeleted}
+}
+
+// Connected reports whether an agent in this state may still talk to the
+// server (control channel, state, reports); only enabled agents take work.
+func (s AgentState) Connected() bool { return s != AgentDeleted }
 
 // Agent is a registered runner host. Its keys are public keys; the private
 // halves never leave the agent.
@@ -75,4 +83,7 @@ type AgentStore interface {
 	ListAgents(ctx context.Context) ([]*Agent, error)
 	// TouchAgent records that the agent was seen now.
 	TouchAgent(ctx context.Context, id string, now time.Time) error
+	// SetAgentState records what an admin wants of an agent; a deleted
+	// agent cannot be brought back (ECONFLICT), an unknown one is ENOTFOUND.
+	SetAgentState(ctx context.Context, id string, state AgentState) error
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/server/control"
 	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/shared/runbook"
 )
@@ -38,6 +39,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Logger.InfoContext(r.Context(), "agent registered", slog.String("agent_id", agent.ID), slog.String("agent_name", agent.Name))
+	s.Control.Notify(agent.ID, control.EventState) // an agent restarting under the same id
 	writeJSON(w, http.StatusOK, protocol.RegisterResponse{AgentID: agent.ID, Config: s.AgentConfig,
 		ServerKey: s.SigningKey.Public().(ed25519.PublicKey)})
 }
@@ -94,7 +96,7 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, denied)
 		return
 	}
-	if agent.State != server.AgentEnabled {
+	if !agent.State.Connected() {
 		s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is %s", agent.ID, agent.State))
 		return
 	}
@@ -115,6 +117,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	out := make([]protocol.Agent, len(agents))
 	for i, a := range agents {
 		out[i] = agentView(a)
+		out[i].Connected = s.Control.Connected(a.ID)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -125,7 +128,38 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, agentView(a))
+	v := agentView(a)
+	v.Connected = s.Control.Connected(a.ID)
+	writeJSON(w, http.StatusOK, v)
+}
+
+// setAgentState records an admin's decision about an agent and hints the
+// agent over its control channel to come and read it.
+func (s *Server) setAgentState(state server.AgentState) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "id")
+		if err := s.Agents.SetAgentState(r.Context(), id, state); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.Control.Notify(id, control.EventState)
+		s.Logger.InfoContext(r.Context(), "agent state set", slog.String("agent_id", id), slog.String("state", string(state)))
+		if state == server.AgentDeleted {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		s.getAgent(w, r)
+	}
+}
+
+// events is the agent's control channel (server-sent events).
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	s.Control.Serve(w, r, agentFrom(r.Context()).ID)
+}
+
+// agentState tells the agent what is wanted of it, and its config.
+func (s *Server) agentState(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, protocol.AgentState{State: string(agentFrom(r.Context()).State), Config: s.AgentConfig})
 }
 
 func agentView(a *server.Agent) protocol.Agent {

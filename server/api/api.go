@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/server/control"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/shared/protocol"
 )
@@ -34,6 +35,8 @@ type Server struct {
 	Logger      *slog.Logger
 	// UI serves the embedded web UI at /; nil serves nothing there.
 	UI http.Handler
+	// Control is the agents' control channel.
+	Control *control.Hub
 	// Ping, if set, is what /readyz checks (the database answers).
 	Ping func(context.Context) error
 
@@ -74,6 +77,10 @@ func (s *Server) Router() http.Handler {
 			r.Delete("/projects/{project}/secrets/{name}", s.deleteSecret)
 			r.Get("/agents", s.listAgents)
 			r.Get("/agents/{id}", s.getAgent)
+			r.Post("/agents/{id}/enable", s.setAgentState(server.AgentEnabled))
+			r.Post("/agents/{id}/disable", s.setAgentState(server.AgentDisabled))
+			r.Post("/agents/{id}/drain", s.setAgentState(server.AgentDraining))
+			r.Delete("/agents/{id}", s.setAgentState(server.AgentDeleted))
 		})
 		r.Route("/agent", func(r chi.Router) {
 			r.Post("/register", s.register)
@@ -81,6 +88,8 @@ func (s *Server) Router() http.Handler {
 			r.Group(func(r chi.Router) {
 				r.Use(s.requireAgent)
 				r.Post("/reserve", s.reserve)
+				r.Get("/events", s.events)
+				r.Get("/state", s.agentState)
 				r.Post("/steps/{id}/log", s.appendLog)
 				r.Post("/steps/{id}/complete", s.completeStep)
 			})

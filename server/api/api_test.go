@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/control"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
 	"github.com/baton-ci/baton/shared/envelope"
@@ -59,6 +60,7 @@ func newTestServer(t *testing.T) *testServer {
 		Dispatch:    db,
 		Agents:      db,
 		Secrets:     db,
+		Control:     control.New(time.Second, slog.New(slog.DiscardHandler)),
 		Box:         testBox(t),
 		AdminToken:  adminToken,
 		SigningKey:  key,

@@ -94,7 +94,7 @@ func (s *Server) requireAgent(next http.Handler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		if err != nil || agent.State != server.AgentEnabled {
+		if err != nil || !agent.State.Connected() {
 			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is not enabled", id))
 			return
 		}

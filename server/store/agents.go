@@ -100,6 +100,8 @@ func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byt
 			}
 		case err != nil:
 			return fmt.Errorf("find agent: %w", err)
+		case row.State == string(server.AgentDeleted):
+			return server.Errorf(server.EUNAUTHORIZED, "agent %s was deleted; a new agent needs a new identity", a.ID)
 		case !bytes.Equal(row.SigningKey, a.SigningKey) || !bytes.Equal(row.HPKEKey, a.HPKEKey):
 			return server.Errorf(server.ECONFLICT, "agent %s is registered with other keys", a.ID)
 		default:
@@ -134,6 +136,20 @@ func (s *DB) ListAgents(ctx context.Context) ([]*server.Agent, error) {
 		out[i] = rows[i].domain()
 	}
 	return out, nil
+}
+
+// SetAgentState records an admin's decision about an agent.
+func (s *DB) SetAgentState(ctx context.Context, id string, state server.AgentState) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var row agentRow
+		if err := tx.Where("id = ?", id).Take(&row).Error; err != nil {
+			return notFound(err, "agent %q not found", id)
+		}
+		if row.State == string(server.AgentDeleted) && state != server.AgentDeleted {
+			return server.Errorf(server.ECONFLICT, "agent %s was deleted; register a new one", id)
+		}
+		return tx.Model(&agentRow{}).Where("id = ?", id).Update("state", state).Error
+	})
 }
 
 // TouchAgent records when the agent was last heard from.

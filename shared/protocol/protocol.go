@@ -96,6 +96,8 @@ type Agent struct {
 	Version   string    `json:"version,omitempty"`
 	Labels    []string  `json:"labels"`
 	State     string    `json:"state"`
+	// Connected tells whether its control channel is open now.
+	Connected bool `json:"connected"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
 }
@@ -148,6 +150,23 @@ type AgentConfig struct {
 	PoolSize int `json:"pool_size"`
 	// EvictionTime is how long a draining agent lets running steps finish.
 	EvictionTime time.Duration `json:"eviction_time"`
+	// PingInterval is how often the server pings the control channel; an
+	// agent that hears nothing for three intervals restarts it.
+	PingInterval time.Duration `json:"ping_interval"`
+}
+
+// Paths of the control channel and of the state the agent follows.
+const (
+	PathEvents     = "/api/v1/agent/events"
+	PathAgentState = "/api/v1/agent/state"
+)
+
+// AgentState is what the server wants of an agent: enabled, disabled,
+// draining or deleted, with its current config. The control channel only
+// hints that it changed.
+type AgentState struct {
+	State  string      `json:"state"`
+	Config AgentConfig `json:"config"`
 }
 
 // TokenRequest proves possession of the agent's signing key to obtain a

@@ -16,9 +16,10 @@ type Config struct {
 	DataDir string
 	// AdminToken may also come from a file (BATON_ADMIN_TOKEN_FILE); when
 	// neither is set one is generated into <data-dir>/admin-token.
-	AdminToken    string
-	AgentPoolSize int
-	AgentEviction time.Duration
+	AdminToken        string
+	AgentPoolSize     int
+	AgentEviction     time.Duration
+	AgentPingInterval time.Duration
 }
 
 // Validate reports the first problem with the configuration.
@@ -32,6 +33,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--agent-pool-size must be 1 to 256, not %d", c.AgentPoolSize)
 	case c.AgentEviction < 0:
 		return fmt.Errorf("--agent-eviction must not be negative")
+	case c.AgentPingInterval < 100*time.Millisecond:
+		return fmt.Errorf("--agent-ping-interval must be at least 100ms")
 	}
 	return nil
 }
@@ -59,6 +62,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", env("BATON_DATA_DIR", "baton-data"), "directory for the database and keys (BATON_DATA_DIR)")
 	fs.IntVar(&cfg.AgentPoolSize, "agent-pool-size", 1, "steps each agent runs at once")
 	fs.DurationVar(&cfg.AgentEviction, "agent-eviction", 10*time.Minute, "how long a draining agent lets running steps finish")
+	fs.DurationVar(&cfg.AgentPingInterval, "agent-ping-interval", 10*time.Second, "how often agents' control channels are pinged; an agent restarts its channel after 3 missed pings")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

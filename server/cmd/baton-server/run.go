@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/control"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
 	"github.com/baton-ci/baton/shared/protocol"
@@ -33,6 +34,8 @@ type Main struct {
 	db       *store.DB
 	listener net.Listener
 	http     *http.Server
+	control  *control.Hub
+	stopPing chan struct{}
 	// stopRequests cancels the base context of every request at shutdown,
 	// so held long-polls answer at once instead of delaying it.
 	stopRequests context.CancelFunc
@@ -59,6 +62,8 @@ func (m *Main) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	m.stopRequests()
+	close(m.stopPing)
+	m.control.Close()
 	return m.http.Shutdown(shutdown)
 }
 
@@ -85,10 +90,15 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.control = control.New(10*time.Second, m.Logger)
+	m.stopPing = make(chan struct{})
+	go m.control.Ping(m.Config.AgentPingInterval, m.stopPing)
 	srv := &api.Server{
 		Runs: m.db, Dispatch: m.db, Agents: m.db, Secrets: m.db, Box: box, AdminToken: adminToken, SigningKey: key,
-		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction},
-		Wake:        api.NewWake(), Logger: m.Logger, UI: ui.Handler(), Ping: m.db.Ping,
+		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction,
+			PingInterval: m.Config.AgentPingInterval},
+		Control: m.control,
+		Wake:    api.NewWake(), Logger: m.Logger, UI: ui.Handler(), Ping: m.db.Ping,
 	}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
