@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/baton-ci/baton/shared/engine"
@@ -24,6 +25,11 @@ type ServerClient interface {
 	Register(ctx context.Context, req protocol.RegisterRequest) (protocol.RegisterResponse, error)
 	// Reserve long-polls for a step; nil, nil means none came within wait.
 	Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error)
+	// Events holds the control channel open, calling connected once it is
+	// up and handle for every event, until it ends or ctx is done.
+	Events(ctx context.Context, connected func(), handle func(kind string)) error
+	// State asks what the server wants of the agent.
+	State(ctx context.Context) (protocol.AgentState, error)
 	AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error
 	Complete(ctx context.Context, stepID string, res protocol.StepResult) error
 }
@@ -65,6 +71,9 @@ type Config struct {
 	Token string
 	// ReserveWait is how long one reserve long-poll may wait.
 	ReserveWait time.Duration
+	// StateDir holds the identity; it is removed when the server deletes
+	// the agent.
+	StateDir string
 }
 
 // Agent runs steps for a server.
@@ -77,6 +86,8 @@ type Agent struct {
 
 	// OnState, if set, is called from the Run goroutine on every state change.
 	OnState func(State)
+	// OnControl, if set, is told when the control channel goes up or down.
+	OnControl func(up bool)
 
 	remote    protocol.AgentConfig
 	serverKey ed25519.PublicKey // signs reservations; from the registration answer
@@ -99,14 +110,29 @@ type (
 	stepDone struct{ stepID string }
 )
 
-// Run registers, then reserves and runs steps until ctx is done. Shutdown
-// drains: no new reservations; running steps get the eviction time to finish,
-// then are cancelled; their results are still reported.
+// Messages from the control channel and state checks.
+type (
+	controlUp    struct{}
+	controlDown  struct{ err error }
+	controlEvent struct{ kind string }
+	stateChecked struct {
+		st  protocol.AgentState
+		err error
+	}
+	recheck struct{}
+)
+
+// Run registers, then follows the server: it reserves and runs steps while
+// enabled, holds while disabled, idles while the server is unreachable, and
+// drains or deletes itself when told. ctx ending (SIGTERM) drains: no new
+// reservations; running steps get the eviction time to finish, then are
+// cancelled; their results are still reported. Run returns nil when it
+// stopped as asked; ErrDeleted after it was deleted and wiped its state.
 func (a *Agent) Run(ctx context.Context) error {
 	state := StateRegistering
 	setState := func(e Event) {
 		if next := Transition(state, e); next != state {
-			a.Logger.Info("agent state", slog.String("from", string(state)), slog.String("to", string(next)))
+			a.Logger.Info("agent state", slog.String("from", string(state)), slog.String("to", string(next)), slog.String("event", string(e)))
 			state = next
 			if a.OnState != nil {
 				a.OnState(state)
@@ -120,24 +146,71 @@ func (a *Agent) Run(ctx context.Context) error {
 	setState(EventRegistered)
 
 	// Steps run on their own context: shutdown stops taking work, it does
-	// not kill steps; eviction does.
+	// not kill steps; eviction and deletion do.
 	stepCtx, killSteps := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer killSteps(&stoppedError{"agent stopped"})
+	// The control channel and state checks live until Run returns.
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoop()
 	msgs := make(chan any)
+	send := func(m any) bool {
+		select {
+		case msgs <- m:
+			return true
+		case <-loopCtx.Done():
+			return false
+		}
+	}
+	restart := make(chan struct{}, 1)
+	go a.control(loopCtx, send, restart)
+
 	running := 0
 	reserving := false
-	failures := 0
+	stopReserve := context.CancelFunc(func() {})
+	defer func() { stopReserve() }()
+	failures, checkFailures := 0, 0
+	checking := false
+	check := func() {
+		if !checking {
+			checking = true
+			go func() {
+				st, err := a.Client.State(loopCtx)
+				send(stateChecked{st, err})
+			}()
+		}
+	}
+	watchdogEvery := 3 * a.remote.PingInterval
+	if watchdogEvery <= 0 {
+		watchdogEvery = 30 * time.Second
+	}
+	watchdog := time.NewTimer(watchdogEvery)
+	defer watchdog.Stop()
 	var eviction <-chan time.Time
 	done := ctx.Done()
-	poolSize := max(a.remote.PoolSize, 1)
+	drain := func(why string) {
+		setState(EventDrain)
+		if state == StateDraining && eviction == nil {
+			a.Logger.Info("draining", slog.String("why", why), slog.Int("running", running), slog.Duration("eviction", a.remote.EvictionTime))
+			eviction = time.After(a.remote.EvictionTime)
+		}
+	}
 
 	for {
-		if state == StateReady && !reserving && running < poolSize {
-			reserving = true
-			go a.reserve(ctx, failures, msgs)
+		if state != StateReady {
+			stopReserve() // a held long-poll would hand out work we may not take
 		}
-		if state == StateDraining && running == 0 && !reserving {
+		if state == StateReady && !reserving && running < max(a.remote.PoolSize, 1) {
+			reserving = true
+			rctx, cancel := context.WithCancel(ctx)
+			stopReserve = cancel
+			go a.reserve(rctx, failures, msgs)
+		}
+		if (state == StateDraining || state == StateDeleting) && running == 0 && !reserving {
+			deleting := state == StateDeleting
 			setState(EventIdle)
+			if deleting {
+				return a.wipe()
+			}
 		}
 		if state == StateStopped {
 			return nil
@@ -148,10 +221,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			case reserved:
 				reserving = false
 				switch {
-				case m.err != nil && ctx.Err() == nil:
+				case m.err != nil && ctx.Err() == nil && state == StateReady:
 					failures++
 					a.Logger.Warn("reserve failed", slog.Any("err", m.err), slog.Int("failures", failures))
 				case m.a != nil:
+					// The server handed it out: run it even if we stopped
+					// taking work meanwhile, so it is not stranded.
 					failures = 0
 					running++
 					go a.runStep(stepCtx, m.a, msgs)
@@ -160,16 +235,118 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			case stepDone:
 				running--
+			case controlUp:
+				a.setControl(true)
+				watchdog.Reset(watchdogEvery)
+				check()
+			case controlDown:
+				a.setControl(false)
+				check()
+			case controlEvent:
+				watchdog.Reset(watchdogEvery)
+				if m.kind != "ping" {
+					check()
+				}
+			case stateChecked:
+				checking = false
+				if m.err != nil {
+					checkFailures++
+					a.Logger.Warn("server not reachable", slog.Any("err", m.err))
+					setState(EventLost)
+					delay := networkBackoff.Delay(min(checkFailures, 10))
+					time.AfterFunc(delay, func() { send(recheck{}) })
+					continue
+				}
+				checkFailures = 0
+				if m.st.Config.PoolSize > 0 {
+					a.remote.PoolSize = m.st.Config.PoolSize
+				}
+				switch m.st.State {
+				case "enabled":
+					setState(EventEnable)
+				case "disabled":
+					setState(EventDisable)
+				case "draining":
+					drain("the server asked")
+				case "deleted":
+					if state != StateDeleting {
+						setState(EventDelete)
+						killSteps(&stoppedError{"agent deleted"})
+					}
+				}
+			case recheck:
+				check()
 			}
+		case <-watchdog.C:
+			a.Logger.Warn("no ping on the control channel; restarting it", slog.Duration("after", watchdogEvery))
+			select {
+			case restart <- struct{}{}:
+			default:
+			}
+			check()
+			watchdog.Reset(watchdogEvery)
 		case <-done:
 			done = nil // seen once; in-flight reservations see the cancel themselves
-			if state == StateReady {
+			if state == StateRegistering {
 				setState(EventShutdown)
-				a.Logger.Info("draining", slog.Int("running", running), slog.Duration("eviction", a.remote.EvictionTime))
-				eviction = time.After(a.remote.EvictionTime)
 			}
+			drain("shutdown")
 		case <-eviction:
 			killSteps(&stoppedError{fmt.Sprintf("agent shut down: eviction time %s passed", a.remote.EvictionTime)})
+		}
+	}
+}
+
+// ErrDeleted is returned by Run after the server deleted the agent and the
+// agent removed its state dir.
+var ErrDeleted = errors.New("agent deleted by the server")
+
+// wipe removes the agent's state dir (keys, identity) after a delete.
+func (a *Agent) wipe() error {
+	if a.Config.StateDir != "" {
+		if err := os.RemoveAll(a.Config.StateDir); err != nil {
+			return fmt.Errorf("agent deleted, but its state dir was not removed: %w", err)
+		}
+	}
+	a.Logger.Info("agent deleted: state removed", slog.String("state_dir", a.Config.StateDir))
+	return ErrDeleted
+}
+
+func (a *Agent) setControl(up bool) {
+	if a.OnControl != nil {
+		a.OnControl(up)
+	}
+}
+
+// control keeps the control channel open: it reconnects with backoff and
+// jitter after the stream ends, and when the Run loop asks (watchdog).
+func (a *Agent) control(ctx context.Context, send func(any) bool, restart <-chan struct{}) {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		connCtx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-restart:
+				cancel()
+			case <-connCtx.Done():
+			}
+		}()
+		start := time.Now()
+		err := a.Client.Events(connCtx, func() { send(controlUp{}) }, func(kind string) { send(controlEvent{kind}) })
+		cancel()
+		if !send(controlDown{err}) {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			attempt = 0
+		}
+		b := networkBackoff
+		if IsRefused(err) {
+			b = refusedBackoff
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.Delay(attempt)):
 		}
 	}
 }

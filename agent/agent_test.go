@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,8 @@ type fakeServer struct {
 	agentID   string
 	agentKey  []byte // the registered X25519 key, to seal to
 	garbage   bool   // send reservations that do not open
+	desired   string // what State answers; "" is enabled
+	events    chan string
 	mu        sync.Mutex
 	queue     []*protocol.Assignment
 	logs      map[string][]byte
@@ -40,7 +43,7 @@ type fakeServer struct {
 
 func newFakeServer(steps ...*protocol.Assignment) *fakeServer {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	return &fakeServer{key: key, queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{}, completed: make(chan string, 100)}
+	return &fakeServer{key: key, events: make(chan string, 10), queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{}, completed: make(chan string, 100)}
 }
 
 type refusal struct{}
@@ -83,6 +86,36 @@ func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol
 	case <-time.After(wait):
 		return nil, nil
 	}
+}
+
+func (f *fakeServer) Events(ctx context.Context, connected func(), handle func(kind string)) error {
+	connected()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case k := <-f.events:
+			handle(k)
+		}
+	}
+}
+
+func (f *fakeServer) State(ctx context.Context) (protocol.AgentState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.desired
+	if st == "" {
+		st = "enabled"
+	}
+	return protocol.AgentState{State: st}, nil
+}
+
+// tell changes what the fake server wants of the agent and hints it.
+func (f *fakeServer) tell(state string) {
+	f.mu.Lock()
+	f.desired = state
+	f.mu.Unlock()
+	f.events <- "state"
 }
 
 func (f *fakeServer) AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error {
@@ -301,4 +334,55 @@ type recordingExecutor struct{ calls atomic.Int32 }
 func (e *recordingExecutor) Execute(ctx context.Context, spec StepSpec, out io.Writer) (Outcome, error) {
 	e.calls.Add(1)
 	return Outcome{}, nil
+}
+
+// Disable stops reservations and keeps running steps; enable resumes;
+// delete cancels what runs, reports it and wipes the state dir.
+func TestAgentFollowsTheServer(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(&protocol.Assignment{StepID: "long", Attempt: 1, Env: map[string]string{"BLOCK": "1"}})
+	exec := &scriptExecutor{release: make(chan struct{})}
+	a := testAgent(t, f, exec)
+	stateDir := t.TempDir()
+	a.Config.StateDir = stateDir
+	states := make(chan State, 20)
+	a.OnState = func(s State) { states <- s }
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(context.Background()) }()
+	want := func(s State) {
+		t.Helper()
+		select {
+		case got := <-states:
+			if got != s {
+				t.Fatalf("state %s, want %s", got, s)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no state change; want %s", s)
+		}
+	}
+	want(StateReady)
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.queue) == 0 })
+	f.tell("disabled")
+	want(StateDisabled)
+	f.mu.Lock()
+	f.queue = append(f.queue, &protocol.Assignment{StepID: "queued", Attempt: 1})
+	f.mu.Unlock()
+	f.tell("enabled")
+	want(StateReady)
+	waitCompleted(t, f, 1) // "queued" ran once enabled
+	f.tell("deleted")
+	want(StateDeleting)
+	want(StateStopped)
+	if err := <-errc; !errors.Is(err, ErrDeleted) {
+		t.Fatalf("Run = %v, want ErrDeleted", err)
+	}
+	waitCompleted(t, f, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.results["long"]; r.Reason != engine.ReasonCancelled {
+		t.Errorf("the running step ended %+v, want cancelled", r)
+	}
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Errorf("state dir still there: %v", err)
+	}
 }

@@ -22,20 +22,25 @@ func TestHealthProbes(t *testing.T) {
 	}
 	for _, c := range []struct {
 		state       State
+		control     bool
 		live, ready int
 	}{
-		{StateRegistering, 200, 503},
-		{StateReady, 200, 200},
-		{StateDraining, 200, 503},
+		{StateRegistering, false, 200, 503},
+		{StateReady, false, 200, 503}, // registered, but the control channel is not up
+		{StateReady, true, 200, 200},
+		{StateIdle, true, 200, 503},
+		{StateDisabled, true, 200, 503},
+		{StateDraining, true, 200, 503},
 	} {
 		if c.state != StateRegistering {
 			h.Set(c.state)
 		}
+		h.SetControl(c.control)
 		if got := get("/livez"); got != c.live {
 			t.Errorf("%s: /livez %d, want %d", c.state, got, c.live)
 		}
 		if got := get("/readyz"); got != c.ready {
-			t.Errorf("%s: /readyz %d, want %d", c.state, got, c.ready)
+			t.Errorf("%s (control %v): /readyz %d, want %d", c.state, c.control, got, c.ready)
 		}
 	}
 	if got := get("/other"); got != 404 {

@@ -4,14 +4,16 @@ import "testing"
 
 func TestTransition(t *testing.T) {
 	t.Parallel()
-	all := []State{StateRegistering, StateReady, StateDraining, StateStopped}
-	events := []Event{EventRegistered, EventShutdown, EventIdle}
+	events := []Event{EventRegistered, EventEnable, EventDisable, EventDrain, EventDelete, EventLost, EventShutdown, EventIdle}
 	want := map[State]map[Event]State{
-		StateRegistering: {EventRegistered: StateReady, EventShutdown: StateStopped},
-		StateReady:       {EventShutdown: StateDraining},
-		StateDraining:    {EventIdle: StateStopped},
+		StateRegistering: {EventRegistered: StateReady, EventShutdown: StateStopped, EventDrain: StateStopped},
+		StateReady:       {EventDisable: StateDisabled, EventDrain: StateDraining, EventDelete: StateDeleting, EventLost: StateIdle},
+		StateDisabled:    {EventEnable: StateReady, EventDrain: StateDraining, EventDelete: StateDeleting, EventLost: StateIdle},
+		StateIdle:        {EventEnable: StateReady, EventDisable: StateDisabled, EventDrain: StateDraining, EventDelete: StateDeleting},
+		StateDraining:    {EventDelete: StateDeleting, EventIdle: StateStopped},
+		StateDeleting:    {EventIdle: StateStopped},
 	}
-	for _, s := range all {
+	for _, s := range States() {
 		for _, e := range events {
 			exp, ok := want[s][e]
 			if !ok {

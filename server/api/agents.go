@@ -96,10 +96,8 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, denied)
 		return
 	}
-	if !agent.State.Connected() {
-		s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is %s", agent.ID, agent.State))
-		return
-	}
+	// A deleted agent still gets a token, good only to learn it was deleted
+	// and to report the steps it cancels (see requireAgent).
 	token, exp, err := s.issueAgentToken(agent.ID, now)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -143,6 +141,7 @@ func (s *Server) setAgentState(state server.AgentState) http.HandlerFunc {
 			return
 		}
 		s.Control.Notify(id, control.EventState)
+		s.Wake.Notify() // its held reserve polls look at its state again
 		s.Logger.InfoContext(r.Context(), "agent state set", slog.String("agent_id", id), slog.String("state", string(state)))
 		if state == server.AgentDeleted {
 			w.WriteHeader(http.StatusNoContent)

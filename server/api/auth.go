@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/protocol"
 )
 
 const (
@@ -94,7 +95,11 @@ func (s *Server) requireAgent(next http.Handler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		if err != nil || !agent.State.Connected() {
+		// A deleted agent may still learn that it was deleted and report
+		// the steps it cancels; nothing else.
+		deletedButAllowed := err == nil && agent.State == server.AgentDeleted &&
+			(r.URL.Path == protocol.PathAgentState || strings.HasSuffix(r.URL.Path, "/complete"))
+		if err != nil || (!agent.State.Connected() && !deletedButAllowed) {
 			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is not enabled", id))
 			return
 		}

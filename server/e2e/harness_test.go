@@ -143,9 +143,9 @@ type server struct {
 	addr, dataDir, url, admin string
 }
 
-func startServer(t *testing.T, addr, dataDir string) *server {
+func startServer(t *testing.T, addr, dataDir string, extra ...string) *server {
 	t.Helper()
-	p := start(t, "baton-server", []string{"baton-server", "--addr", addr, "--data-dir", dataDir})
+	p := start(t, "baton-server", append([]string{"baton-server", "--addr", addr, "--data-dir", dataDir}, extra...))
 	s := &server{proc: p, addr: addr, dataDir: dataDir, url: "http://" + addr}
 	waitFor(t, 30*time.Second, "baton-server ready", func() bool {
 		select {

@@ -91,13 +91,13 @@ type Attempt struct {
 
 // Agent is an agent as the admin API shows it.
 type Agent struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Version   string    `json:"version,omitempty"`
-	Labels    []string  `json:"labels"`
-	State     string    `json:"state"`
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Version string   `json:"version,omitempty"`
+	Labels  []string `json:"labels"`
+	State   string   `json:"state"`
 	// Connected tells whether its control channel is open now.
-	Connected bool `json:"connected"`
+	Connected bool      `json:"connected"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
 }

@@ -105,10 +105,16 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		logger.Info("probes listening", slog.String("addr", ln.Addr().String()))
 	}
 	a := &agent.Agent{
-		Config:   agent.Config{Name: cfg.Name, Version: version, Labels: cfg.Labels, Token: cfg.Token, ReserveWait: cfg.ReserveWait},
-		Identity: id, Client: client, Executor: exec, Logger: logger, OnState: health.Set,
+		Config: agent.Config{Name: cfg.Name, Version: version, Labels: cfg.Labels, Token: cfg.Token,
+			ReserveWait: cfg.ReserveWait, StateDir: cfg.StateDir},
+		Identity: id, Client: client, Executor: exec, Logger: logger, OnState: health.Set, OnControl: health.SetControl,
 	}
-	return a.Run(ctx)
+	err = a.Run(ctx)
+	if errors.Is(err, agent.ErrDeleted) {
+		logger.Info("deleted by the server; exiting")
+		return nil
+	}
+	return err
 }
 
 func buildImage(ctx context.Context, args []string) error {

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An admin disables an agent while it runs a step: the step finishes, the
+// agent takes nothing while disabled and resumes when enabled. Deleting it
+// makes it cancel nothing (idle), wipe its state dir and exit 0; its old
+// keys cannot register again.
+func TestFleetControl(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, freeAddr(t), t.TempDir(), "--agent-ping-interval", "200ms")
+	token := s.registrationToken(t)
+	stateDir := t.TempDir()
+	agent := startAgent(t, s, token, stateDir, "ctl")
+	id := waitAgents(t, s, 1)[0].ID
+	waitFor(t, 10*time.Second, "control channel connected", func() bool {
+		var a struct{ Connected bool }
+		s.do(t, "GET", "/api/v1/agents/"+id, "", nil, &a)
+		return a.Connected
+	})
+
+	first := s.submit(t, "fleet", "steps:\n  - name: slow\n    command: sleep 2; echo finished\n")
+	waitFor(t, 20*time.Second, "slow to start", func() bool {
+		var r runView
+		s.do(t, "GET", "/api/v1/runs/"+first.ID, "", nil, &r)
+		return r.step(t, "slow").State == "running"
+	})
+	if code := s.do(t, "POST", "/api/v1/agents/"+id+"/disable", "", nil, nil); code != 200 {
+		t.Fatalf("disable: %d", code)
+	}
+	if r := s.waitRun(t, first.ID, 30*time.Second); r.State != "succeeded" {
+		t.Fatalf("the step running at disable: %+v", r.Steps)
+	}
+	second := s.submit(t, "fleet", "steps:\n  - name: later\n    command: echo later\n")
+	// Nothing is reserved while disabled: the step stays ready well past a
+	// reservation's usual few milliseconds.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		var r runView
+		s.do(t, "GET", "/api/v1/runs/"+second.ID, "", nil, &r)
+		if st := r.step(t, "later").State; st != "ready" {
+			t.Fatalf("while disabled, the step became %s", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	enabled := time.Now()
+	if code := s.do(t, "POST", "/api/v1/agents/"+id+"/enable", "", nil, nil); code != 200 {
+		t.Fatalf("enable: %d", code)
+	}
+	var reservedAfter time.Duration
+	waitFor(t, 10*time.Second, "later to be reserved", func() bool {
+		var r runView
+		s.do(t, "GET", "/api/v1/runs/"+second.ID, "", nil, &r)
+		if st := r.step(t, "later"); st.StartedAt != nil {
+			reservedAfter = st.StartedAt.Sub(enabled)
+			return true
+		}
+		return false
+	})
+	t.Logf("reserved %s after enable", reservedAfter)
+	if reservedAfter > 2*time.Second {
+		t.Errorf("reserved %s after enable; want within about a second", reservedAfter)
+	}
+	s.waitRun(t, second.ID, 30*time.Second)
+
+	identity, err := os.ReadFile(filepath.Join(stateDir, "identity.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := s.do(t, "DELETE", "/api/v1/agents/"+id, "", nil, nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	select {
+	case <-agent.done:
+		if agent.err != nil {
+			t.Errorf("deleted agent exited with %v, want 0", agent.err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("deleted agent did not exit")
+	}
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Errorf("state dir still there after delete: %v", err)
+	}
+	// The old identity cannot come back.
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, "identity.json"), identity, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again := startAgent(t, s, token, stateDir, "ctl-again")
+	waitFor(t, 15*time.Second, "registration refused", func() bool {
+		return strings.Contains(again.output(), "was deleted")
+	})
+}
