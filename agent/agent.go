@@ -170,6 +170,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { stopReserve() }()
 	failures, checkFailures := 0, 0
 	checking := false
+	up := false // the control channel is connected
+	kick := func() { // restart the channel now, or reconnect without waiting out the backoff
+		select {
+		case restart <- struct{}{}:
+		default:
+		}
+	}
 	check := func() {
 		if !checking {
 			checking = true
@@ -236,10 +243,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			case stepDone:
 				running--
 			case controlUp:
+				up = true
 				a.setControl(true)
 				watchdog.Reset(watchdogEvery)
 				check()
 			case controlDown:
+				up = false
 				a.setControl(false)
 				check()
 			case controlEvent:
@@ -258,6 +267,9 @@ func (a *Agent) Run(ctx context.Context) error {
 					continue
 				}
 				checkFailures = 0
+				if !up {
+					kick() // the server answers: reconnect the channel now
+				}
 				if m.st.Config.PoolSize > 0 {
 					a.remote.PoolSize = m.st.Config.PoolSize
 				}
@@ -278,10 +290,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				check()
 			}
 		case <-watchdog.C:
-			a.Logger.Warn("no ping on the control channel; restarting it", slog.Duration("after", watchdogEvery))
-			select {
-			case restart <- struct{}{}:
-			default:
+			if up {
+				a.Logger.Warn("no ping on the control channel; restarting it", slog.Duration("after", watchdogEvery))
+				kick()
 			}
 			check()
 			watchdog.Reset(watchdogEvery)
@@ -346,6 +357,7 @@ func (a *Agent) control(ctx context.Context, send func(any) bool, restart <-chan
 		select {
 		case <-ctx.Done():
 			return
+		case <-restart: // the Run loop saw the server answer: try now
 		case <-time.After(b.Delay(attempt)):
 		}
 	}

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/r3labs/sse/v2"
 	"gopkg.in/cenkalti/backoff.v1"
@@ -35,6 +36,10 @@ func (c *Client) Events(ctx context.Context, connected func(), handle func(kind 
 
 // State asks the server what it wants of the agent.
 func (c *Client) State(ctx context.Context) (protocol.AgentState, error) {
+	// A server that does not answer must not hold the agent's health
+	// check: the agent goes Idle and asks again.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	var st protocol.AgentState
 	_, err := c.authed(ctx, http.MethodGet, protocol.PathAgentState, nil, "", &st)
 	return st, err

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,4 +99,38 @@ func TestFleetControl(t *testing.T) {
 	waitFor(t, 15*time.Second, "registration refused", func() bool {
 		return strings.Contains(again.output(), "was deleted")
 	})
+}
+
+// When pings stop (the path to the server blackholes), the agent goes Idle
+// and /readyz fails; when traffic flows again it is Ready and takes work.
+func TestAgentIdlesWhenServerUnreachable(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, freeAddr(t), t.TempDir(), "--agent-ping-interval", "200ms")
+	p := startProxy(t, s.addr)
+	token := s.registrationToken(t)
+	health := freeAddr(t)
+	agent := start(t, "agent-far", []string{"baton-agent", "--server", "http://" + p.addr(), "--state-dir", t.TempDir(),
+		"--name", "far", "--default-image", stepImage, "--health-addr", health}, "BATON_REGISTRATION_TOKEN="+token)
+	ready := func() bool {
+		resp, err := http.Get("http://" + health + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	waitFor(t, 20*time.Second, "agent ready", ready)
+
+	p.blackhole.Store(true)
+	waitFor(t, 30*time.Second, "agent idle", func() bool {
+		return strings.Contains(agent.output(), "to=idle") && !ready()
+	})
+
+	p.blackhole.Store(false)
+	waitFor(t, 30*time.Second, "agent ready again", ready)
+	run := s.submit(t, "far", "steps:\n  - name: after\n    command: echo back\n")
+	got := s.waitRun(t, run.ID, 60*time.Second)
+	if got.State != "succeeded" || got.step(t, "after").Attempt != 1 {
+		t.Fatalf("run after recovery: %+v", got)
+	}
 }
