@@ -170,7 +170,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { stopReserve() }()
 	failures, checkFailures := 0, 0
 	checking := false
-	up := false // the control channel is connected
+	up := false      // the control channel is connected
 	kick := func() { // restart the channel now, or reconnect without waiting out the backoff
 		select {
 		case restart <- struct{}{}:
