@@ -423,3 +423,36 @@ func TestAgentRoutesRequireAgentToken(t *testing.T) {
 		}
 	}
 }
+
+// After DELETE, the agent's access token is refused at once (except to read
+// its deletion), and its keys cannot register again.
+func TestDeletedAgentIsShutOut(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "gone")
+	wantStatus(t, "reserve before delete", agent.reserve(t, ts, "0s"), http.StatusNoContent)
+	wantStatus(t, "delete", ts.admin(t, "DELETE", "/api/v1/agents/"+agent.ID, nil), http.StatusNoContent)
+	wantStatus(t, "reserve after delete", agent.reserve(t, ts, "0s"), http.StatusUnauthorized)
+	res := agent.call(t, ts, "GET", "/api/v1/agent/state", "", nil)
+	wantStatus(t, "state after delete", res, http.StatusOK)
+	var st protocol.AgentState
+	res.decode(t, &st)
+	if st.State != "deleted" {
+		t.Errorf("state %q", st.State)
+	}
+	wantStatus(t, "enable a deleted agent", ts.admin(t, "POST", "/api/v1/agents/"+agent.ID+"/enable", nil), http.StatusConflict)
+	res = ts.register(t, registerRequest(ts.registrationToken(t), agent.ID, "gone", agent.Signing, agent.HPKE))
+	wantStatus(t, "register again with the old keys", res, http.StatusUnauthorized)
+}
+
+// A disabled agent keeps its token but gets 409 from reserve.
+func TestDisabledAgentReservesNothing(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "off")
+	ts.createRun(t, "p", "steps:\n  - name: a\n    command: x\n")
+	wantStatus(t, "disable", ts.admin(t, "POST", "/api/v1/agents/"+agent.ID+"/disable", nil), http.StatusOK)
+	wantStatus(t, "reserve while disabled", agent.reserve(t, ts, "0s"), http.StatusConflict)
+	wantStatus(t, "enable", ts.admin(t, "POST", "/api/v1/agents/"+agent.ID+"/enable", nil), http.StatusOK)
+	agent.reserveStep(t, ts, "a")
+}

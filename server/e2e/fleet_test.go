@@ -134,3 +134,45 @@ func TestAgentIdlesWhenServerUnreachable(t *testing.T) {
 		t.Fatalf("run after recovery: %+v", got)
 	}
 }
+
+// An agent started while its server is down registers soon after the server
+// comes up; an agent with an invalid token says so and does not spin.
+func TestRegistrationRetries(t *testing.T) {
+	t.Parallel()
+	addr, dataDir := freeAddr(t), t.TempDir()
+	s := startServer(t, addr, dataDir)
+	token := s.registrationToken(t)
+	s.stop()
+	early := start(t, "agent-early", []string{"baton-agent", "--server", "http://" + addr, "--state-dir", t.TempDir(),
+		"--name", "early", "--default-image", stepImage}, "BATON_REGISTRATION_TOKEN="+token)
+	waitFor(t, 10*time.Second, "the agent to find no server", func() bool {
+		return strings.Count(early.output(), "server not reachable") >= 3
+	})
+	s = startServer(t, addr, dataDir)
+	up := time.Now()
+	waitAgents(t, s, 1)
+	took := time.Since(up)
+	t.Logf("registered %s after the server came up", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("registered %s after the server came up; the backoff is capped well below that at this point", took)
+	}
+
+	bad := start(t, "agent-bad", []string{"baton-agent", "--server", s.url, "--state-dir", t.TempDir(),
+		"--name", "bad", "--default-image", stepImage}, "BATON_REGISTRATION_TOKEN=brt_not-a-token")
+	waitFor(t, 10*time.Second, "the bad token to be reported", func() bool {
+		return strings.Contains(bad.output(), "registration refused by the server; check the registration token")
+	})
+	// Refusals back off for seconds (5 s at first), not a busy loop.
+	time.Sleep(2 * time.Second)
+	if n := strings.Count(bad.output(), "registration refused"); n != 1 {
+		t.Errorf("%d refused registrations in 2 s: the agent retries too eagerly", n)
+	}
+	select {
+	case <-bad.done:
+		t.Fatalf("the agent with a bad token exited: %v", bad.err)
+	default:
+	}
+	if agents := s.agents(t); len(agents) != 1 {
+		t.Fatalf("agents %+v: the bad token registered one", agents)
+	}
+}

@@ -1,0 +1,106 @@
+package control_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-ci/baton/server/control"
+)
+
+// listen opens an agent's stream and reports each event kind it reads.
+func listen(ctx context.Context, t *testing.T, url string, got chan<- string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("connect %s: %v", url, err)
+		return
+	}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if kind, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				got <- kind
+			}
+		}
+	}()
+}
+
+// A subscriber that never reads does not delay hints to 100 other agents.
+func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	hub := control.New(200*time.Millisecond, slog.New(slog.DiscardHandler))
+	defer hub.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.Serve(w, r, r.URL.Query().Get("agent"))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The stalled agent: connects, then never reads a byte.
+	stalled, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "GET /?agent=stalled HTTP/1.1\r\nHost: x\r\n\r\n")
+
+	const n = 100
+	got := make([]chan string, n)
+	for i := range got {
+		got[i] = make(chan string, 16)
+		listen(ctx, t, fmt.Sprintf("%s/?agent=a%d", srv.URL, i), got[i])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !hub.Connected("stalled") || !hub.Connected(fmt.Sprintf("a%d", n-1)) {
+		if time.Now().After(deadline) {
+			t.Fatal("agents did not connect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Fill the stalled agent's stream and socket buffers.
+	for i := 0; i < 20000; i++ {
+		hub.Notify("stalled", strings.Repeat("x", 64))
+	}
+
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		hub.Notify(fmt.Sprintf("a%d", i), control.EventState)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			select {
+			case kind := <-got[i]:
+				if kind != control.EventState {
+					t.Errorf("agent %d got %q", i, kind)
+				}
+				mu.Lock()
+				slowest = max(slowest, time.Since(start))
+				mu.Unlock()
+			case <-time.After(5 * time.Second):
+				t.Errorf("agent %d got nothing", i)
+			}
+		}(i)
+	}
+	wg.Wait()
+	t.Logf("100 agents heard the hint within %s while one agent was stalled", slowest)
+	if slowest > 100*time.Millisecond {
+		t.Errorf("slowest delivery %s; a stalled agent must not delay the others by more than 100 ms", slowest)
+	}
+}
