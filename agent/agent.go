@@ -141,6 +141,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if err := a.register(ctx); err != nil {
 		setState(EventShutdown)
+		if ctx.Err() != nil {
+			return nil // stopped while registering, as asked
+		}
 		return err
 	}
 	setState(EventRegistered)
@@ -270,8 +273,12 @@ func (a *Agent) Run(ctx context.Context) error {
 				if !up {
 					kick() // the server answers: reconnect the channel now
 				}
-				if m.st.Config.PoolSize > 0 {
-					a.remote.PoolSize = m.st.Config.PoolSize
+				if m.st.Config.PoolSize > 0 { // the server's config may have changed since registration
+					a.remote = m.st.Config
+					if every := 3 * a.remote.PingInterval; every > 0 && every != watchdogEvery {
+						watchdogEvery = every
+						watchdog.Reset(watchdogEvery)
+					}
 				}
 				switch m.st.State {
 				case "enabled":

@@ -86,14 +86,16 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The signature first: an unknown agent and a bad signature look the
+	// same to the caller; only the key's holder learns about its clock.
+	if !ed25519.Verify(agent.SigningKey, protocol.TokenMessage(agent.ID, req.Timestamp), req.Signature) {
+		s.writeError(w, r, denied)
+		return
+	}
 	now := s.now()
 	at := time.UnixMilli(req.Timestamp)
 	if at.Before(now.Add(-tokenSkew)) || at.After(now.Add(tokenSkew)) {
 		s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent clock is more than %s away from the server's", tokenSkew))
-		return
-	}
-	if !ed25519.Verify(agent.SigningKey, protocol.TokenMessage(agent.ID, req.Timestamp), req.Signature) {
-		s.writeError(w, r, denied)
 		return
 	}
 	// A deleted agent still gets a token, good only to learn it was deleted

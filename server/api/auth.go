@@ -100,7 +100,7 @@ func (s *Server) requireAgent(next http.Handler) http.Handler {
 		deletedButAllowed := err == nil && agent.State == server.AgentDeleted &&
 			(r.URL.Path == protocol.PathAgentState || strings.HasSuffix(r.URL.Path, "/complete"))
 		if err != nil || (!agent.State.Connected() && !deletedButAllowed) {
-			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is not enabled", id))
+			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is unknown or was deleted", id))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), agentKey, agent)))

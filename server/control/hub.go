@@ -4,10 +4,12 @@
 // one asks the API for the truth, and one that misses one (not connected)
 // asks when it reconnects.
 //
-// r3labs/sse is used with the settings DEPENDENCIES.md records: no replay
-// (AutoReplay off: history lives in the database), TryPublish so a stalled
-// agent never blocks the others, and a write deadline on every write so a
-// stalled connection is dropped.
+// r3labs/sse (v2.10.0, unmaintained since 2023) is used with settings that
+// avoid its known pitfalls: no replay (AutoReplay off: its log never shrinks,
+// and history lives in the database), TryPublish and one stream per agent so
+// a stalled agent never blocks the others, and a write deadline on every
+// write so a stalled connection is dropped. Do not put a server WriteTimeout
+// or a timeout middleware on this route.
 package control
 
 import (

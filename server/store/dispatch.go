@@ -227,7 +227,8 @@ func reportKey(res server.StepResult) string {
 	if res.ExitCode != nil {
 		code = fmt.Sprint(*res.ExitCode)
 	}
-	return fmt.Sprintf("%s|%s|%s", code, res.Reason, res.Error)
+	outputs, _ := json.Marshal(res.Outputs) // map keys are sorted
+	return fmt.Sprintf("%s|%s|%s|%s", code, res.Reason, res.Error, outputs)
 }
 
 // advance applies the engine's transitions that follow from step `changed`
