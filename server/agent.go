@@ -81,6 +81,8 @@ type AgentStore interface {
 	FindAgent(ctx context.Context, id string) (*Agent, error)
 	// ListAgents returns every agent, oldest first.
 	ListAgents(ctx context.Context) ([]*Agent, error)
+	// RunningSteps returns the steps an agent holds now.
+	RunningSteps(ctx context.Context, agentID string) ([]*Step, error)
 	// TouchAgent records that the agent was seen now.
 	TouchAgent(ctx context.Context, id string, now time.Time) error
 	// SetAgentState records what an admin wants of an agent; a deleted

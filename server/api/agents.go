@@ -130,6 +130,14 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	v := agentView(a)
 	v.Connected = s.Control.Connected(a.ID)
+	running, err := s.Agents.RunningSteps(r.Context(), a.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for _, st := range running {
+		v.Running = append(v.Running, protocol.RunningStep{RunID: st.RunID, Step: st.Name, Attempt: st.Attempt, StartedAt: st.StartedAt})
+	}
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -158,8 +166,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	s.Control.Serve(w, r, agentFrom(r.Context()).ID)
 }
 
-// agentState tells the agent what is wanted of it, and its config.
+// agentState tells the agent what is wanted of it, and its config. It is
+// also how the server hears from an agent that is not reserving.
 func (s *Server) agentState(w http.ResponseWriter, r *http.Request) {
+	if err := s.Agents.TouchAgent(r.Context(), agentFrom(r.Context()).ID, s.now()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, protocol.AgentState{State: string(agentFrom(r.Context()).State), Config: s.AgentConfig})
 }
 

@@ -32,6 +32,13 @@ func TestFleetControl(t *testing.T) {
 		s.do(t, "GET", "/api/v1/runs/"+first.ID, "", nil, &r)
 		return r.step(t, "slow").State == "running"
 	})
+	var held struct {
+		Running []struct{ Step string }
+	}
+	s.do(t, "GET", "/api/v1/agents/"+id, "", nil, &held)
+	if len(held.Running) != 1 || held.Running[0].Step != "slow" {
+		t.Errorf("the agent view lists running %+v, want slow", held.Running)
+	}
 	if code := s.do(t, "POST", "/api/v1/agents/"+id+"/disable", "", nil, nil); code != 200 {
 		t.Fatalf("disable: %d", code)
 	}

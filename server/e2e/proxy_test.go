@@ -52,8 +52,13 @@ func (p *proxy) accept() {
 	}
 }
 
-// pipe copies src to dst, dropping what arrives while blackholed.
-func (p *proxy) pipe(dst io.Writer, src io.Reader) {
+// pipe copies src to dst, dropping what arrives while blackholed. When
+// either side closes, both are closed, so a peer that hangs up is seen to
+// (a held long-poll must not outlive its client: without leases, a step
+// reserved into a dead connection would stay running).
+func (p *proxy) pipe(dst io.WriteCloser, src io.ReadCloser) {
+	defer dst.Close()
+	defer src.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)

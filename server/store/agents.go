@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/engine"
 )
 
 // CreateRegistrationToken stores a registration token's hash.
@@ -150,6 +151,24 @@ func (s *DB) SetAgentState(ctx context.Context, id string, state server.AgentSta
 		}
 		return tx.Model(&agentRow{}).Where("id = ?", id).Update("state", state).Error
 	})
+}
+
+// RunningSteps returns the steps running on an agent, oldest first.
+func (s *DB) RunningSteps(ctx context.Context, agentID string) ([]*server.Step, error) {
+	var rows []stepRow
+	if err := s.db.WithContext(ctx).Where("agent_id = ? AND state = ?", agentID, engine.StepRunning).
+		Order("started_at").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("running steps of agent %s: %w", agentID, err)
+	}
+	out := make([]*server.Step, 0, len(rows))
+	for i := range rows {
+		st, err := rows[i].domain()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }
 
 // TouchAgent records when the agent was last heard from.

@@ -97,9 +97,19 @@ type Agent struct {
 	Labels  []string `json:"labels"`
 	State   string   `json:"state"`
 	// Connected tells whether its control channel is open now.
-	Connected bool      `json:"connected"`
-	CreatedAt time.Time `json:"created_at"`
-	LastSeen  time.Time `json:"last_seen"`
+	Connected bool `json:"connected"`
+	// Running lists the steps it holds (single-agent view only).
+	Running   []RunningStep `json:"running,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	LastSeen  time.Time     `json:"last_seen"`
+}
+
+// RunningStep is a step an agent holds.
+type RunningStep struct {
+	RunID     string     `json:"run_id"`
+	Step      string     `json:"step"`
+	Attempt   int        `json:"attempt"`
+	StartedAt *time.Time `json:"started_at"`
 }
 
 // RegistrationToken is returned once, when an admin creates it; only its hash
