@@ -11,7 +11,8 @@ func (e *Expr) RewriteRefs(fn func(path []string) []string) string {
 }
 
 // RewriteRefs returns t with every reference in its expressions replaced by
-// fn(path); literal text is kept as written, expressions in canonical form.
+// fn(path) (nil: unchanged); literal text is kept as written, expressions in
+// canonical form.
 func (t *Template) RewriteRefs(fn func(path []string) []string) string {
 	var b strings.Builder
 	for _, p := range t.parts {
@@ -19,8 +20,12 @@ func (t *Template) RewriteRefs(fn func(path []string) []string) string {
 			b.WriteString(p.text)
 			continue
 		}
+		root := p.expr.root
+		if fn != nil {
+			root = mapRefs(root, fn)
+		}
 		b.WriteString("${{ ")
-		writeNode(&b, mapRefs(p.expr.root, fn))
+		writeNode(&b, root)
 		b.WriteString(" }}")
 	}
 	return b.String()

@@ -132,16 +132,4 @@ func (t *Template) Refs() [][]string {
 
 // String returns the canonical form of t: the text as is, each expression
 // as "${{ " + its canonical form + " }}".
-func (t *Template) String() string {
-	var b strings.Builder
-	for _, p := range t.parts {
-		if p.expr == nil {
-			b.WriteString(p.text)
-			continue
-		}
-		b.WriteString("${{ ")
-		writeNode(&b, p.expr.root)
-		b.WriteString(" }}")
-	}
-	return b.String()
-}
+func (t *Template) String() string { return t.RewriteRefs(nil) }

@@ -3,7 +3,8 @@ package runbook
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,15 +105,8 @@ func (p *Plan) Print(w io.Writer) {
 	if p.Name != "" {
 		fmt.Fprintf(w, "runbook %s\n", p.Name)
 	}
-	if len(p.Params) > 0 {
-		names := make([]string, 0, len(p.Params))
-		for k := range p.Params {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			fmt.Fprintf(w, "param %s = %v\n", k, p.Params[k])
-		}
+	for _, k := range slices.Sorted(maps.Keys(p.Params)) {
+		fmt.Fprintf(w, "param %s = %v\n", k, p.Params[k])
 	}
 	for i, level := range p.Levels {
 		fmt.Fprintf(w, "level %d:\n", i)
@@ -135,12 +129,7 @@ func (p *Plan) Print(w io.Writer) {
 			if s.If != "" {
 				fmt.Fprintf(w, "    if:      %s\n", s.If)
 			}
-			keys := make([]string, 0, len(s.Env))
-			for k := range s.Env {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 				fmt.Fprintf(w, "    env:     %s=%s\n", k, s.Env[k])
 			}
 			if len(s.Secrets) > 0 {
