@@ -1,7 +1,8 @@
 // Package local runs a whole runbook on this machine, with the same engine
 // and the same Executor interface as the agent, and no server: for
-// `baton-agent test` (stub mode: canned results, no containers) and, later,
-// `baton-agent run` (real containers).
+// `baton-agent test` (stub mode: canned results, no containers) and
+// `baton-agent run` (real containers). Approval gates pass: the person
+// running it is there.
 package local
 
 import (
@@ -22,8 +23,9 @@ type Runner struct {
 	Parallel int
 	// NoDelay skips retry delays (stub mode).
 	NoDelay bool
-	// OnChange, if set, is told every step state change, in order.
-	OnChange func(step string, state engine.StepState)
+	// OnChange, if set, is told every step state change, in order, with the
+	// step's result so far (final once the state is terminal).
+	OnChange func(step string, r *StepResult)
 }
 
 // Result is how a local run ended.
@@ -88,7 +90,7 @@ func (r *Runner) Run(ctx context.Context, rb *runbook.Runbook, given map[string]
 		states[name] = st
 		res.Steps[name].State = st
 		if r.OnChange != nil {
-			r.OnChange(name, st)
+			r.OnChange(name, res.Steps[name])
 		}
 	}
 	var ready []string

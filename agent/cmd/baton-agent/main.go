@@ -5,6 +5,7 @@
 //	baton-agent validate RUNBOOK.yml...
 //	baton-agent plan [--param NAME=VALUE]... RUNBOOK.yml
 //	baton-agent test [--stubs FILE] [--param NAME=VALUE]... [--expect STATE] RUNBOOK.yml
+//	baton-agent run [--param NAME=VALUE]... [--parallel N] RUNBOOK.yml
 package main
 
 import (
@@ -48,6 +49,8 @@ func main() {
 		err = plan(os.Args[2:], os.Stdout, os.Stderr)
 	case "test":
 		err = test(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "run":
+		err = runLocal(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], logger)
 	}
