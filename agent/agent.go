@@ -61,6 +61,15 @@ type Outcome struct {
 	Outputs []byte
 }
 
+// Reaper is an Executor that can find and remove what earlier runs of this
+// agent left behind (containers of a killed agent).
+type Reaper interface {
+	Reap(ctx context.Context, before time.Time, keep func(stepID string) bool) (int, error)
+}
+
+// reapEvery is how often the agent looks for orphaned step containers.
+const reapEvery = 20 * time.Second
+
 // Config is the agent's local configuration.
 type Config struct {
 	Name    string
@@ -139,6 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}
+	a.reap(ctx, time.Time{}, nil) // nothing runs yet: whatever carries our id is an orphan
 	if err := a.register(ctx); err != nil {
 		setState(EventShutdown)
 		if ctx.Err() != nil {
@@ -197,6 +207,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer watchdog.Stop()
 	var eviction <-chan time.Time
 	done := ctx.Done()
+	held := map[string]bool{} // step ids running now, for reaping
+	reapTick := time.NewTicker(reapEvery)
+	defer reapTick.Stop()
 	drain := func(why string) {
 		setState(EventDrain)
 		if state == StateDraining && eviction == nil {
@@ -239,12 +252,14 @@ func (a *Agent) Run(ctx context.Context) error {
 					// taking work meanwhile, so it is not stranded.
 					failures = 0
 					running++
+					held[m.a.StepID] = true
 					go a.runStep(stepCtx, m.a, msgs)
 				default:
 					failures = 0
 				}
 			case stepDone:
 				running--
+				delete(held, m.stepID)
 			case controlUp:
 				up = true
 				a.setControl(true)
@@ -296,6 +311,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			case recheck:
 				check()
 			}
+		case now := <-reapTick.C:
+			keep := make(map[string]bool, len(held))
+			for id := range held {
+				keep[id] = true
+			}
+			go a.reap(loopCtx, now, func(id string) bool { return keep[id] })
 		case <-watchdog.C:
 			if up {
 				a.Logger.Warn("no ping on the control channel; restarting it", slog.Duration("after", watchdogEvery))
@@ -312,6 +333,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-eviction:
 			killSteps(&stoppedError{fmt.Sprintf("agent shut down: eviction time %s passed", a.remote.EvictionTime)})
 		}
+	}
+}
+
+// reap removes orphaned step containers when the executor can.
+func (a *Agent) reap(ctx context.Context, before time.Time, keep func(string) bool) {
+	r, ok := a.Executor.(Reaper)
+	if !ok {
+		return
+	}
+	if n, err := r.Reap(ctx, before, keep); err != nil {
+		a.Logger.Warn("reaping orphaned containers", slog.Any("err", err))
+	} else if n > 0 {
+		a.Logger.Info("reaped orphaned containers", slog.Int("removed", n))
 	}
 }
 

@@ -262,3 +262,29 @@ func (e *Executor) remove(ctx context.Context, id string) {
 		e.opts.Logger.Warn("remove container", slog.String("container", id), slog.Any("err", err))
 	}
 }
+
+// Reap removes containers this agent left behind (for example when it was
+// killed mid-step): every container labelled with this agent's id, created
+// before the second of before (zero: any time), whose step keep does not
+// claim. Containers
+// created since then belong to steps started after the caller looked. It
+// returns how many it removed.
+func (e *Executor) Reap(ctx context.Context, before time.Time, keep func(stepID string) bool) (int, error) {
+	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{
+		All: true, Filters: make(client.Filters).Add("label", LabelAgent+"="+e.opts.AgentID),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list containers: %w", err)
+	}
+	removed := 0
+	for _, c := range res.Items {
+		if (!before.IsZero() && c.Created >= before.Unix()) || (keep != nil && keep(c.Labels[LabelStep])) {
+			continue
+		}
+		e.remove(ctx, c.ID)
+		e.opts.Logger.Info("removed orphaned step container", slog.String("container", c.ID),
+			slog.String("step_id", c.Labels[LabelStep]), slog.String("run_id", c.Labels[LabelRun]))
+		removed++
+	}
+	return removed, nil
+}

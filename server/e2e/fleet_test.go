@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,4 +183,33 @@ func TestRegistrationRetries(t *testing.T) {
 	if agents := s.agents(t); len(agents) != 1 {
 		t.Fatalf("agents %+v: the bad token registered one", agents)
 	}
+}
+
+// An agent killed mid-step leaves its container; restarted, it removes it.
+func TestRestartReapsOrphanedContainers(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, freeAddr(t), t.TempDir())
+	token := s.registrationToken(t)
+	stateDir := t.TempDir()
+	agent := startAgent(t, s, token, stateDir, "reaper")
+	id := waitAgents(t, s, 1)[0].ID
+	s.submit(t, "reap", "steps:\n  - name: long\n    command: sleep 120\n")
+	label := "label=dev.baton.agent=" + id
+	containers := func() string {
+		out, err := exec.Command("docker", "ps", "-aq", "--filter", label).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	waitFor(t, 30*time.Second, "the step's container", func() bool { return containers() != "" })
+	agent.cmd.Process.Kill() // SIGKILL: no drain, no cleanup
+	<-agent.done
+	if containers() == "" {
+		t.Fatal("the container went away with the agent; nothing to reap")
+	}
+	killed := time.Now()
+	startAgent(t, s, token, stateDir, "reaper")
+	waitFor(t, 30*time.Second, "the orphan to be reaped", func() bool { return containers() == "" })
+	t.Logf("orphan removed %s after the restart", time.Since(killed).Round(time.Millisecond))
 }
