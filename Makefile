@@ -30,12 +30,13 @@ test: ## Run every test with -race (needs Docker; CI=true forbids skipping)
 bench: ## Run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-fuzz: ## Fuzz the runbook, outputs and expression parsers and the payload envelope, FUZZTIME each (default 60s)
+fuzz: ## Fuzz the runbook, outputs and expression parsers, the payload envelope and the masker, FUZZTIME each (default 60s)
 	$(GO) test ./shared/runbook -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/runbook -run '^$$' -fuzz '^FuzzParseOutputs$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/expr -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/expr -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/envelope -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./shared/mask -run '^$$' -fuzz '^FuzzMask$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/baton-ci/baton/shared/engine"
+	"github.com/baton-ci/baton/shared/mask"
 	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/shared/runbook"
 )
@@ -26,7 +27,12 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	started := time.Now()
 
 	stream := newLogStream(context.WithoutCancel(ctx), a.Client, asg.StepID, asg.Attempt, log)
-	out := newMasker(stream, asg.Secrets)
+	secrets := make([]string, 0, len(asg.Secrets))
+	for _, v := range asg.Secrets {
+		secrets = append(secrets, v)
+	}
+	masker := mask.New(secrets)
+	out := masker.NewWriter(stream)
 	env := make(map[string]string, len(asg.Env)+len(asg.Secrets))
 	for k, v := range asg.Env {
 		env[k] = v
@@ -51,7 +57,7 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 		var problems []string
 		res.Outputs, problems = runbook.ParseOutputs(outcome.Outputs)
 		for k, v := range res.Outputs {
-			res.Outputs[k] = string(out.mask([]byte(v)))
+			res.Outputs[k] = string(masker.Mask([]byte(v)))
 		}
 		for _, p := range problems {
 			fmt.Fprintf(out, "baton: $BATON_OUTPUT %s\n", p)
