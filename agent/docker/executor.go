@@ -40,8 +40,18 @@ type Options struct {
 	PidsLimit int64
 	// StopGrace is how long a cancelled step gets between SIGTERM and SIGKILL.
 	StopGrace time.Duration
+	// Pull is the image pull policy: PullIfNotPresent (default), PullAlways
+	// or PullNever.
+	Pull string
 	Logger    *slog.Logger
 }
+
+// Image pull policies.
+const (
+	PullIfNotPresent = "if-not-present"
+	PullAlways       = "always"
+	PullNever        = "never"
+)
 
 // Executor runs steps as containers.
 type Executor struct {
@@ -66,6 +76,14 @@ func New(ctx context.Context, opts Options) (*Executor, error) {
 	}
 	if opts.Network == "" {
 		opts.Network = "none"
+	}
+	switch opts.Pull {
+	case "":
+		opts.Pull = PullIfNotPresent
+	case PullIfNotPresent, PullAlways, PullNever:
+	default:
+		cli.Close()
+		return nil, fmt.Errorf("pull policy %q: use %s, %s or %s", opts.Pull, PullIfNotPresent, PullAlways, PullNever)
 	}
 	if opts.StopGrace == 0 {
 		opts.StopGrace = 10 * time.Second
@@ -225,14 +243,18 @@ func (e *Executor) hostConfig() *container.HostConfig {
 	return hc
 }
 
-// ensureImage uses a local image, pulling it only when it is missing.
+// ensureImage makes the image available as the pull policy says.
 func (e *Executor) ensureImage(ctx context.Context, image string) error {
-	_, err := e.cli.ImageInspect(ctx, image)
-	if err == nil {
-		return nil
-	}
-	if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("inspect image %s: %w", image, err)
+	if e.opts.Pull != PullAlways {
+		_, err := e.cli.ImageInspect(ctx, image)
+		switch {
+		case err == nil:
+			return nil
+		case !cerrdefs.IsNotFound(err):
+			return fmt.Errorf("inspect image %s: %w", image, err)
+		case e.opts.Pull == PullNever:
+			return fmt.Errorf("image %s is not present on this agent, and its pull policy is never", image)
+		}
 	}
 	pull, err := e.cli.ImagePull(ctx, image, client.ImagePullOptions{})
 	if err == nil {
@@ -240,7 +262,7 @@ func (e *Executor) ensureImage(ctx context.Context, image string) error {
 		pull.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("image %s is not present on this agent and could not be pulled: %w", image, err)
+		return fmt.Errorf("image %s could not be pulled (pull policy %s): %w", image, e.opts.Pull, err)
 	}
 	return nil
 }

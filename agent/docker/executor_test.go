@@ -166,12 +166,23 @@ func TestExecuteLeastPrivilege(t *testing.T) {
 
 func TestExecuteMissingImageIsAnError(t *testing.T) {
 	t.Parallel()
-	e := newExecutor(t, Options{})
-	s := spec("true", nil)
-	s.Image = "baton/no-such-image:never"
-	res, err := e.Execute(context.Background(), s, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "baton/no-such-image:never") {
-		t.Fatalf("outcome %+v, err %v: want an error naming the image", res, err)
+	for policy, want := range map[string]string{
+		PullIfNotPresent: "could not be pulled (pull policy if-not-present)",
+		PullNever:        "its pull policy is never",
+		PullAlways:       "could not be pulled (pull policy always)",
+	} {
+		e := newExecutor(t, Options{Pull: policy})
+		s := spec("true", nil)
+		s.Image = "baton/no-such-image:nope"
+		res, err := e.Execute(context.Background(), s, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "baton/no-such-image:nope") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: outcome %+v, err %v: want an error naming the image and %q", policy, res, err, want)
+		}
+	}
+	// never with the image present runs it.
+	e := newExecutor(t, Options{Pull: PullNever})
+	if res, err := e.Execute(context.Background(), spec("true", nil), &bytes.Buffer{}); err != nil || res.ExitCode != 0 {
+		t.Errorf("never with a present image: %+v %v", res, err)
 	}
 }
 

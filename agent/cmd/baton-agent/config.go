@@ -24,6 +24,7 @@ type Config struct {
 	Labels       []string
 	DefaultImage string
 	Network      string
+	Pull         string
 	Memory       int64
 	NanoCPUs     int64
 	PidsLimit    int64
@@ -41,6 +42,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--state-dir is required")
 	case c.Name == "":
 		return fmt.Errorf("--name is required")
+	case c.Pull != "if-not-present" && c.Pull != "always" && c.Pull != "never":
+		return fmt.Errorf("--pull must be if-not-present, always or never, not %q", c.Pull)
 	case c.Network != "none" && c.Network != "bridge":
 		return fmt.Errorf("--network must be none or bridge, not %q", c.Network)
 	case c.ReserveWait <= 0 || c.ReserveWait > protocol.MaxReserveWait:
@@ -80,6 +83,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Name, "name", env("BATON_AGENT_NAME", host), "agent name shown to admins (BATON_AGENT_NAME)")
 	labels := fs.String("labels", env("BATON_AGENT_LABELS", ""), "comma-separated labels, NAME or NAME=VALUE, that steps' runs_on match; os= and arch= are added (BATON_AGENT_LABELS)")
 	fs.StringVar(&cfg.DefaultImage, "default-image", env("BATON_DEFAULT_IMAGE", docker.DefaultImage), "image for steps that name none (BATON_DEFAULT_IMAGE)")
+	fs.StringVar(&cfg.Pull, "pull", env("BATON_PULL_POLICY", "if-not-present"), "image pull policy: if-not-present, always or never (BATON_PULL_POLICY)")
 	fs.StringVar(&cfg.Network, "network", env("BATON_STEP_NETWORK", "none"), "step container network: none or bridge (BATON_STEP_NETWORK)")
 	fs.Int64Var(&cfg.Memory, "memory", 2<<30, "memory limit per step container, bytes (no swap)")
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")

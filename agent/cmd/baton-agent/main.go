@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		return usageError{err}
 	}
 	exec, err := docker.New(ctx, docker.Options{
-		AgentID: id.ID, DefaultImage: cfg.DefaultImage, Network: cfg.Network,
+		AgentID: id.ID, DefaultImage: cfg.DefaultImage, Network: cfg.Network, Pull: cfg.Pull,
 		Memory: cfg.Memory, NanoCPUs: cfg.NanoCPUs, PidsLimit: cfg.PidsLimit, Logger: logger,
 	})
 	if err != nil {
