@@ -42,8 +42,8 @@ type Options struct {
 	StopGrace time.Duration
 	// Pull is the image pull policy: PullIfNotPresent (default), PullAlways
 	// or PullNever.
-	Pull string
-	Logger    *slog.Logger
+	Pull   string
+	Logger *slog.Logger
 }
 
 // Image pull policies.
