@@ -59,6 +59,9 @@ type Outcome struct {
 	// Outputs is what the step wrote to the file named by $BATON_OUTPUT
 	// (see runbook.ParseOutputs), at most runbook.MaxOutputBytes+1 bytes.
 	Outputs []byte
+	// OOMKilled tells that the kernel killed the step for exceeding its
+	// memory limit (the exit code is then usually 137).
+	OOMKilled bool
 }
 
 // Reaper is an Executor that can find and remove what earlier runs of this

@@ -51,6 +51,10 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	cancelExec()
 	res := resultOf(outcome.ExitCode, err)
 	res.Attempt = asg.Attempt
+	if outcome.OOMKilled {
+		res.Error = "killed for exceeding its memory limit (out of memory)"
+		fmt.Fprintf(out, "\nbaton: step %s\n", res.Error)
+	}
 	if err != nil {
 		fmt.Fprintf(out, "\nbaton: %s\n", res.Error)
 	} else if len(outcome.Outputs) > 0 {

@@ -103,11 +103,12 @@ func (e *Executor) Close() error { return e.cli.Close() }
 // Execute runs the step's command with sh -c in a fresh container, streams
 // its stdout and stderr to out, and removes the container afterwards.
 func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writer) (agent.Outcome, error) {
-	code, outputs, err := e.execute(ctx, spec, out)
-	return agent.Outcome{ExitCode: code, Outputs: outputs}, err
+	var oom bool
+	code, outputs, err := e.execute(ctx, spec, out, &oom)
+	return agent.Outcome{ExitCode: code, Outputs: outputs, OOMKilled: oom}, err
 }
 
-func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writer) (int, []byte, error) {
+func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writer, oom *bool) (int, []byte, error) {
 	image := spec.Image
 	if image == "" {
 		image = e.opts.DefaultImage
@@ -166,6 +167,11 @@ func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 	}
 	if err != nil {
 		return -1, nil, err
+	}
+	if code != 0 {
+		if info, err := e.cli.ContainerInspect(context.WithoutCancel(ctx), id, client.ContainerInspectOptions{}); err == nil && info.Container.State != nil {
+			*oom = info.Container.State.OOMKilled
+		}
 	}
 	return code, e.readOutputs(ctx, id), nil
 }

@@ -232,3 +232,25 @@ func TestExecuteReturnsOutputsAndRunsExecForm(t *testing.T) {
 		t.Errorf("output %q", out.String())
 	}
 }
+
+// A step that exceeds its memory is killed and reported as out of memory; a
+// fork bomb is held by the pids limit and the container is removed.
+func TestExecuteResourceLimits(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{Memory: 32 << 20, PidsLimit: 64, StopGrace: time.Second})
+	// sort holds its whole input (one 200 MB line) in memory.
+	res, err := e.Execute(context.Background(), spec("head -c 200000000 /dev/zero | sort >/dev/null", nil), &bytes.Buffer{})
+	if err != nil || !res.OOMKilled || res.ExitCode == 0 {
+		t.Errorf("memory hog: outcome %+v, err %v; want OOM-killed", res, err)
+	}
+	s := spec(`bomb() { bomb | bomb & }; bomb; sleep 2; echo "still here"`, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if _, err := e.Execute(ctx, s, &out); err != nil && ctx.Err() != nil {
+		t.Fatalf("fork bomb was not contained within 20 s: %v", err)
+	}
+	if ids := containersOf(t, e, s.StepID); len(ids) != 0 {
+		t.Errorf("fork bomb container left behind: %v", ids)
+	}
+}
