@@ -86,6 +86,9 @@ type Config struct {
 	// StateDir holds the identity; it is removed when the server deletes
 	// the agent.
 	StateDir string
+	// LogLimit bounds how much of a step's output is kept (head and tail);
+	// 0 means DefaultLogLimit.
+	LogLimit int64
 }
 
 // Agent runs steps for a server.

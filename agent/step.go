@@ -32,7 +32,8 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 		secrets = append(secrets, v)
 	}
 	masker := mask.New(secrets)
-	out := masker.NewWriter(stream)
+	limited := newLimitWriter(stream, a.Config.LogLimit)
+	out := masker.NewWriter(limited)
 	env := make(map[string]string, len(asg.Env)+len(asg.Secrets))
 	for k, v := range asg.Env {
 		env[k] = v
@@ -68,6 +69,7 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 		}
 	}
 	out.Flush()
+	limited.Flush()
 	stream.Close()
 
 	a.report(ctx, log, asg.StepID, res)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-ci/baton/agent"
 	"github.com/baton-ci/baton/agent/docker"
 	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/shared/runbook"
@@ -29,6 +30,7 @@ type Config struct {
 	NanoCPUs     int64
 	PidsLimit    int64
 	ReserveWait  time.Duration
+	LogLimit     int64
 	// HealthAddr serves /livez and /readyz when set.
 	HealthAddr string
 }
@@ -89,6 +91,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")
 	fs.Int64Var(&cfg.PidsLimit, "pids-limit", 1024, "process limit per step container")
 	fs.StringVar(&cfg.HealthAddr, "health-addr", env("BATON_HEALTH_ADDR", ""), "address for the /livez and /readyz probes, e.g. :8081 (BATON_HEALTH_ADDR); empty: none")
+	fs.Int64Var(&cfg.LogLimit, "log-limit", agent.DefaultLogLimit, "bytes of each step's output kept: the head streams, past the limit only the last 1 MiB is kept")
 	fs.DurationVar(&cfg.ReserveWait, "reserve-wait", protocol.MaxReserveWait, "how long one reserve long-poll waits")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
