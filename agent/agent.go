@@ -89,6 +89,8 @@ type Config struct {
 	// LogLimit bounds how much of a step's output is kept (head and tail);
 	// 0 means DefaultLogLimit.
 	LogLimit int64
+	// HooksDir holds lifecycle hooks (see HookPreStep); "" means none.
+	HooksDir string
 }
 
 // Agent runs steps for a server.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -41,15 +42,23 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	for k, v := range asg.Secrets {
 		env[k] = v
 	}
-	execCtx, cancelExec := ctx, context.CancelFunc(func() {})
-	if asg.Timeout > 0 {
-		execCtx, cancelExec = context.WithTimeoutCause(ctx, asg.Timeout, &timeoutError{asg.Timeout})
+	hookEnv := []string{"BATON_RUN_ID=" + asg.RunID, "BATON_STEP_ID=" + asg.StepID, "BATON_STEP_NAME=" + asg.StepName,
+		fmt.Sprintf("BATON_STEP_ATTEMPT=%d", asg.Attempt), "BATON_PROJECT=" + asg.Project}
+	var outcome Outcome
+	var err error
+	if _, herr := a.runHook(ctx, HookPreStep, hookEnv, out); herr != nil {
+		err = &hookError{herr}
+	} else {
+		execCtx, cancelExec := ctx, context.CancelFunc(func() {})
+		if asg.Timeout > 0 {
+			execCtx, cancelExec = context.WithTimeoutCause(ctx, asg.Timeout, &timeoutError{asg.Timeout})
+		}
+		outcome, err = a.Executor.Execute(execCtx, StepSpec{
+			RunID: asg.RunID, StepID: asg.StepID, StepName: asg.StepName, Attempt: asg.Attempt,
+			Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: env,
+		}, out)
+		cancelExec()
 	}
-	outcome, err := a.Executor.Execute(execCtx, StepSpec{
-		RunID: asg.RunID, StepID: asg.StepID, StepName: asg.StepName, Attempt: asg.Attempt,
-		Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: env,
-	}, out)
-	cancelExec()
 	res := resultOf(outcome.ExitCode, err)
 	res.Attempt = asg.Attempt
 	if outcome.OOMKilled {
@@ -68,6 +77,7 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 			fmt.Fprintf(out, "baton: $BATON_OUTPUT %s\n", p)
 		}
 	}
+	a.afterHooks(ctx, hookEnv, res, out)
 	out.Flush()
 	limited.Flush()
 	stream.Close()
@@ -107,6 +117,34 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res
 		}
 	}
 }
+
+// afterHooks runs on-error (if the step failed), post-step and cleanup,
+// logging their failures into the step's output.
+func (a *Agent) afterHooks(ctx context.Context, env []string, res protocol.StepResult, out io.Writer) {
+	result, code := "succeeded", ""
+	if res.Reason != "" {
+		result = "failed"
+	}
+	if res.ExitCode != nil {
+		code = fmt.Sprint(*res.ExitCode)
+	}
+	env = append(env, "BATON_STEP_RESULT="+result, "BATON_STEP_EXIT_CODE="+code, "BATON_STEP_REASON="+string(res.Reason))
+	phases := []string{HookPostStep, HookCleanup}
+	if result == "failed" {
+		phases = append([]string{HookOnError}, phases...)
+	}
+	for _, h := range phases {
+		if _, err := a.runHook(ctx, h, env, out); err != nil {
+			fmt.Fprintf(out, "baton: %v\n", err)
+		}
+	}
+}
+
+// hookError is a pre-step hook that failed: the step did not run.
+type hookError struct{ err error }
+
+func (e *hookError) Error() string { return e.err.Error() }
+func (e *hookError) Unwrap() error { return e.err }
 
 // timeoutError is the cancel cause of a step that ran past its timeout.
 type timeoutError struct{ after time.Duration }

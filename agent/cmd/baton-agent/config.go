@@ -31,6 +31,7 @@ type Config struct {
 	PidsLimit    int64
 	ReserveWait  time.Duration
 	LogLimit     int64
+	HooksDir     string
 	// HealthAddr serves /livez and /readyz when set.
 	HealthAddr string
 }
@@ -91,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")
 	fs.Int64Var(&cfg.PidsLimit, "pids-limit", 1024, "process limit per step container")
 	fs.StringVar(&cfg.HealthAddr, "health-addr", env("BATON_HEALTH_ADDR", ""), "address for the /livez and /readyz probes, e.g. :8081 (BATON_HEALTH_ADDR); empty: none")
+	fs.StringVar(&cfg.HooksDir, "hooks-dir", env("BATON_HOOKS_DIR", ""), "directory of lifecycle hooks: executables named pre-step, post-step, on-error, cleanup (BATON_HOOKS_DIR)")
 	fs.Int64Var(&cfg.LogLimit, "log-limit", agent.DefaultLogLimit, "bytes of each step's output kept: the head streams, past the limit only the last 1 MiB is kept")
 	fs.DurationVar(&cfg.ReserveWait, "reserve-wait", protocol.MaxReserveWait, "how long one reserve long-poll waits")
 	if err := fs.Parse(args); err != nil {

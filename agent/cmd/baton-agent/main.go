@@ -109,7 +109,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	}
 	a := &agent.Agent{
 		Config: agent.Config{Name: cfg.Name, Version: version, Labels: cfg.Labels, Token: cfg.Token,
-			ReserveWait: cfg.ReserveWait, StateDir: cfg.StateDir, LogLimit: cfg.LogLimit},
+			ReserveWait: cfg.ReserveWait, StateDir: cfg.StateDir, LogLimit: cfg.LogLimit, HooksDir: cfg.HooksDir},
 		Identity: id, Client: client, Executor: exec, Logger: logger, OnState: health.Set, OnControl: health.SetControl,
 	}
 	err = a.Run(ctx)
