@@ -62,6 +62,8 @@ type Outcome struct {
 	// OOMKilled tells that the kernel killed the step for exceeding its
 	// memory limit (the exit code is then usually 137).
 	OOMKilled bool
+	// Container names what ran the step (a Docker container id), if anything did.
+	Container string
 }
 
 // Reaper is an Executor that can find and remove what earlier runs of this

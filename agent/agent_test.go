@@ -201,13 +201,13 @@ func TestAgentRunsAndReportsSteps(t *testing.T) {
 	if r := f.results["s1"]; r.ExitCode == nil || *r.ExitCode != 0 || r.Attempt != 1 || r.Outputs["version"] != "1.2" || len(r.Outputs) != 1 {
 		t.Errorf("s1 result %+v", r)
 	}
-	if got := string(f.logs["s1"]); got != "running ok\nbaton: $BATON_OUTPUT line 2: want key=value or key<<DELIMITER\n" {
+	if got := string(f.logs["s1"]); got != "running ok\nbaton: $BATON_OUTPUT line 2: want key=value or key<<DELIMITER\nbaton: step ended: succeeded, exit code 0, container none\n" {
 		t.Errorf("s1 log %q", got)
 	}
 	if r := f.results["s2"]; r.ExitCode == nil || *r.ExitCode != 3 {
 		t.Errorf("s2 result %+v", r)
 	}
-	if got := string(f.logs["s2"]); got != "running bad\n" {
+	if got := string(f.logs["s2"]); got != "running bad\nbaton: step ended: failed (exit_code), exit code 3, container none\n" {
 		t.Errorf("s2 log %q", got)
 	}
 }

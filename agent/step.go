@@ -34,7 +34,8 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	}
 	masker := mask.New(secrets)
 	limited := newLimitWriter(stream, a.Config.LogLimit)
-	out := masker.NewWriter(limited)
+	masked := masker.NewWriter(limited)
+	out := &lastByteWriter{w: masked}
 	env := make(map[string]string, len(asg.Env)+len(asg.Secrets))
 	for k, v := range asg.Env {
 		env[k] = v
@@ -78,7 +79,8 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 		}
 	}
 	a.afterHooks(ctx, hookEnv, res, out)
-	out.Flush()
+	endLine(out, res, outcome.Container)
+	masked.Flush()
 	limited.Flush()
 	stream.Close()
 
@@ -116,6 +118,45 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res
 		case <-time.After(delay):
 		}
 	}
+}
+
+// endLine ends a step's log with how it ended: result, failure class,
+// exit code and container.
+func endLine(out *lastByteWriter, res protocol.StepResult, container string) {
+	if out.last != 0 && out.last != '\n' {
+		io.WriteString(out, "\n")
+	}
+	result := "succeeded"
+	if res.Reason != "" {
+		result = "failed (" + string(res.Reason) + ")"
+	}
+	code := "none"
+	if res.ExitCode != nil {
+		code = fmt.Sprint(*res.ExitCode)
+	}
+	if container == "" {
+		container = "none"
+	} else if len(container) > 12 {
+		container = container[:12]
+	}
+	fmt.Fprintf(out, "%s %s, exit code %s, container %s\n", EndLinePrefix, result, code, container)
+}
+
+// EndLinePrefix starts the last line of every step log.
+const EndLinePrefix = "baton: step ended:"
+
+// lastByteWriter remembers the last byte written, so a closing line can
+// start on a line of its own.
+type lastByteWriter struct {
+	w    io.Writer
+	last byte
+}
+
+func (l *lastByteWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		l.last = p[len(p)-1]
+	}
+	return l.w.Write(p)
 }
 
 // afterHooks runs on-error (if the step failed), post-step and cleanup,

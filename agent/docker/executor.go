@@ -104,11 +104,12 @@ func (e *Executor) Close() error { return e.cli.Close() }
 // its stdout and stderr to out, and removes the container afterwards.
 func (e *Executor) Execute(ctx context.Context, spec agent.StepSpec, out io.Writer) (agent.Outcome, error) {
 	var oom bool
-	code, outputs, err := e.execute(ctx, spec, out, &oom)
-	return agent.Outcome{ExitCode: code, Outputs: outputs, OOMKilled: oom}, err
+	var id string
+	code, outputs, err := e.execute(ctx, spec, out, &oom, &id)
+	return agent.Outcome{ExitCode: code, Outputs: outputs, OOMKilled: oom, Container: id}, err
 }
 
-func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writer, oom *bool) (int, []byte, error) {
+func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writer, oom *bool, containerID *string) (int, []byte, error) {
 	image := spec.Image
 	if image == "" {
 		image = e.opts.DefaultImage
@@ -133,6 +134,7 @@ func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 		return -1, nil, fmt.Errorf("create container from %s: %w", image, err)
 	}
 	id := created.ID
+	*containerID = id
 	defer e.remove(ctx, id)
 	if ctx.Err() != nil {
 		return -1, nil, fmt.Errorf("step cancelled: %w", context.Cause(ctx))

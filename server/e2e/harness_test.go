@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"regexp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -271,13 +272,37 @@ func (s *server) waitRun(t *testing.T, id string, timeout time.Duration) runView
 	return run
 }
 
+// stepLog returns what a step printed: its stored log without the closing
+// line the agent adds, which it checks names a container and an exit code.
 func (s *server) stepLog(t *testing.T, runID, step string) string {
 	t.Helper()
+	return s.attemptLog(t, runID, step, 0)
+}
+
+var endLineRe = regexp.MustCompile(`(?m)^baton: step ended: (succeeded|failed \([a-z_]+\)), exit code (-?\d+|none), container ([0-9a-f]{12}|none)\n\z`)
+
+func (s *server) attemptLog(t *testing.T, runID, step string, attempt int) string {
+	t.Helper()
 	var log string
-	if code := s.do(t, "GET", "/api/v1/runs/"+runID+"/steps/"+step+"/log", "", nil, &log); code != 200 {
+	path := "/api/v1/runs/" + runID + "/steps/" + step + "/log"
+	if attempt > 0 {
+		path += fmt.Sprintf("?attempt=%d", attempt)
+	}
+	if code := s.do(t, "GET", path, "", nil, &log); code != 200 {
 		t.Fatalf("log of %s: %d %s", step, code, log)
 	}
-	return log
+	loc := endLineRe.FindStringIndex(log)
+	if loc == nil {
+		t.Fatalf("log of %s does not end with the agent's closing line: %q", step, tail(log))
+	}
+	return log[:loc[0]]
+}
+
+func tail(s string) string {
+	if len(s) > 200 {
+		return "…" + s[len(s)-200:]
+	}
+	return s
 }
 
 type agentView struct {

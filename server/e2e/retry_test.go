@@ -51,8 +51,7 @@ steps:
 				t.Errorf("attempt %d started %s after the previous one ended; retry.delay is 1s", i+1, gap)
 			}
 		}
-		var log string
-		s.do(t, "GET", fmt.Sprintf("/api/v1/runs/%s/steps/flaky/log?attempt=%d", run.ID, i+1), "", nil, &log)
+		log := s.attemptLog(t, run.ID, "flaky", i+1)
 		if want := fmt.Sprintf("attempt %d\n", i+1); log != want {
 			t.Errorf("log of attempt %d = %q, want %q", i+1, log, want)
 		}
