@@ -312,16 +312,7 @@ func TestAgentRejectsTamperedReservation(t *testing.T) {
 	f := newFakeServer(&protocol.Assignment{StepID: "evil", Attempt: 1, Command: "rm -rf /"})
 	f.garbage = true
 	exec := &recordingExecutor{}
-	a := testAgent(t, f, exec)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	waitCompleted(t, f, 1)
-	cancel()
-	<-errc
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if r := f.results["evil"]; r.Reason != engine.ReasonPayloadRejected || r.ExitCode != nil || r.Attempt != 1 {
+	if r := runOnce(t, f, "", exec, "evil"); r.Reason != engine.ReasonPayloadRejected || r.ExitCode != nil || r.Attempt != 1 {
 		t.Errorf("result %+v, want payload_rejected", r)
 	}
 	if exec.calls.Load() != 0 {

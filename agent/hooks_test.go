@@ -18,9 +18,10 @@ func writeHook(t *testing.T, dir, name, script string) {
 	}
 }
 
-func runOnce(t *testing.T, hooks string, asg *protocol.Assignment, exec Executor) (*fakeServer, protocol.StepResult) {
+// runOnce runs an agent against f until one step is reported, and returns
+// that step's result.
+func runOnce(t *testing.T, f *fakeServer, hooks string, exec Executor, stepID string) protocol.StepResult {
 	t.Helper()
-	f := newFakeServer(asg)
 	a := testAgent(t, f, exec)
 	a.Config.HooksDir = hooks
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,7 +32,7 @@ func runOnce(t *testing.T, hooks string, asg *protocol.Assignment, exec Executor
 	<-errc
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f, f.results[asg.StepID]
+	return f.results[stepID]
 }
 
 func TestHooksRunAroundSteps(t *testing.T) {
@@ -41,7 +42,8 @@ func TestHooksRunAroundSteps(t *testing.T) {
 	for _, h := range []string{HookPreStep, HookPostStep, HookOnError, HookCleanup} {
 		writeHook(t, hooks, h, `echo "`+h+` $BATON_STEP_NAME $BATON_STEP_RESULT $BATON_STEP_EXIT_CODE" >> `+trace+"\necho hello from "+h+"\n")
 	}
-	f, res := runOnce(t, hooks, &protocol.Assignment{StepID: "s1", StepName: "build", Attempt: 1, Env: map[string]string{"EXIT": "2"}}, &scriptExecutor{})
+	f := newFakeServer(&protocol.Assignment{StepID: "s1", StepName: "build", Attempt: 1, Env: map[string]string{"EXIT": "2"}})
+	res := runOnce(t, f, hooks, &scriptExecutor{}, "s1")
 	if res.ExitCode == nil || *res.ExitCode != 2 {
 		t.Fatalf("result %+v", res)
 	}
@@ -63,7 +65,7 @@ func TestFailingPreStepHookFailsTheStep(t *testing.T) {
 	hooks := t.TempDir()
 	writeHook(t, hooks, HookPreStep, "echo no disk >&2\nexit 1\n")
 	exec := &recordingExecutor{}
-	_, res := runOnce(t, hooks, &protocol.Assignment{StepID: "s1", StepName: "build", Attempt: 1}, exec)
+	res := runOnce(t, newFakeServer(&protocol.Assignment{StepID: "s1", StepName: "build", Attempt: 1}), hooks, exec, "s1")
 	if res.Reason != engine.ReasonInfra || !strings.Contains(res.Error, "hook pre-step") || exec.calls.Load() != 0 {
 		t.Errorf("result %+v, executor calls %d: want infra from the hook and no run", res, exec.calls.Load())
 	}

@@ -19,7 +19,6 @@ type limitWriter struct {
 	head    int64 // bytes still allowed through
 	ring    []byte
 	pos     int // next write position in ring once it is full
-	full    bool
 	omitted int64
 	limit   int64
 }
@@ -45,11 +44,10 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	for len(p) > 0 { // past the head: keep the last tailKeep bytes
-		if !l.full {
+		if len(l.ring) < tailKeep {
 			k := min(len(p), tailKeep-len(l.ring))
 			l.ring = append(l.ring, p[:k]...)
 			p = p[k:]
-			l.full = len(l.ring) == tailKeep
 			continue
 		}
 		k := min(len(p), tailKeep-l.pos)
@@ -76,6 +74,6 @@ func (l *limitWriter) Flush() error {
 		return err
 	}
 	_, err := l.w.Write(l.ring[:l.pos])
-	l.ring, l.pos, l.full = nil, 0, false
+	l.ring, l.pos = nil, 0
 	return err
 }

@@ -44,20 +44,22 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if agent.State != server.AgentEnabled {
-		s.writeError(w, r, server.Errorf(server.ECONFLICT, "agent is %s: it takes no work", agent.State))
-		return
-	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	for {
+	for first := true; ; first = false {
 		woken := s.Wake.C()
-		// An admin may disable the agent while it waits: ask each time.
-		if cur, err := s.Agents.FindAgent(ctx, agent.ID); err != nil || cur.State != server.AgentEnabled {
-			if err == nil {
-				err = server.Errorf(server.ECONFLICT, "agent is %s: it takes no work", cur.State)
+		// An admin may disable the agent while it waits: after the first
+		// round (requireAgent just read it), ask again each time.
+		cur := agent
+		if !first {
+			var err error
+			if cur, err = s.Agents.FindAgent(ctx, agent.ID); err != nil {
+				s.writeError(w, r, err)
+				return
 			}
-			s.writeError(w, r, err)
+		}
+		if cur.State != server.AgentEnabled {
+			s.writeError(w, r, server.Errorf(server.ECONFLICT, "agent is %s: it takes no work", cur.State))
 			return
 		}
 		step, run, err := s.Dispatch.ReserveStep(ctx, agent.ID)

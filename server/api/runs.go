@@ -41,17 +41,13 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		return []byte(text), nil
 	})
 	if err != nil {
-		var details []string
-		if errs, ok := err.(runbook.Errors); ok {
-			details = errs.Strings()
-		}
-		s.writeError(w, r, &server.Error{Code: server.EINVALID, Message: "invalid runbook: " + err.Error(), Details: details})
+		s.writeError(w, r, invalid("runbook", err))
 		return
 	}
 	if dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run")); dry {
 		plan, err := rb.Plan(req.Params)
 		if err != nil {
-			s.writeError(w, r, invalidParams(err))
+			s.writeError(w, r, invalid("params", err))
 			return
 		}
 		writeJSON(w, http.StatusOK, plan)
@@ -59,7 +55,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	params, err := rb.ResolveParams(req.Params)
 	if err != nil {
-		s.writeError(w, r, invalidParams(err))
+		s.writeError(w, r, invalid("params", err))
 		return
 	}
 	run := &server.Run{Project: req.Project, Name: rb.Name, Params: params, Runbook: req.Runbook}
@@ -85,12 +81,14 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, runView(run))
 }
 
-func invalidParams(err error) error {
+// invalid is a 400 for a runbook or params that do not check out, with
+// one detail per problem.
+func invalid(what string, err error) error {
 	var details []string
 	if errs, ok := err.(runbook.Errors); ok {
 		details = errs.Strings()
 	}
-	return &server.Error{Code: server.EINVALID, Message: "invalid params: " + err.Error(), Details: details}
+	return &server.Error{Code: server.EINVALID, Message: "invalid " + what + ": " + err.Error(), Details: details}
 }
 
 func readCreateRun(r *http.Request) (protocol.CreateRunRequest, error) {
