@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/baton-ci/baton/agent/source"
 	"github.com/baton-ci/baton/shared/engine"
 	"github.com/baton-ci/baton/shared/envelope"
 	"github.com/baton-ci/baton/shared/protocol"
@@ -30,8 +31,18 @@ type ServerClient interface {
 	Events(ctx context.Context, connected func(), handle func(kind string)) error
 	// State asks what the server wants of the agent.
 	State(ctx context.Context) (protocol.AgentState, error)
-	AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error
+	// AppendLog, RenewLease and Complete act on a step the agent holds
+	// under a lease; a stale lease is refused (409).
+	AppendLog(ctx context.Context, stepID string, lease protocol.LeaseRequest, offset int64, data []byte, times []protocol.LineTime) error
+	RenewLease(ctx context.Context, stepID string, lease protocol.LeaseRequest) (protocol.Lease, error)
 	Complete(ctx context.Context, stepID string, res protocol.StepResult) error
+	// PutArtifact, GetArtifact and DeleteArtifact reach the artifacts of
+	// the run of a step the agent holds, streamed (see package cacher).
+	PutArtifact(ctx context.Context, stepID string, lease protocol.LeaseRequest, key string, body io.Reader, size int64, sum string) (protocol.Artifact, error)
+	GetArtifact(ctx context.Context, stepID string, lease protocol.LeaseRequest, key string) (io.ReadCloser, protocol.Artifact, error)
+	DeleteArtifact(ctx context.Context, stepID string, lease protocol.LeaseRequest, key string) error
+	// Trigger starts a follow-up run from the step (cacher trigger).
+	Trigger(ctx context.Context, stepID string, lease protocol.LeaseRequest, runbook string, params map[string]string) (string, error)
 }
 
 // StepSpec is what an Executor needs to run one step.
@@ -44,7 +55,38 @@ type StepSpec struct {
 	Command  string   // run with sh -c ...
 	Args     []string // ... or, when set, run as is
 	Env      map[string]string
+	// SecretEnv are secrets given as environment variables. An executor
+	// keeps them out of anything stored (container configuration): the
+	// docker executor has cacher hand them to the step's first process.
+	SecretEnv map[string]string
+	// SourceDir and CIDir, when set, are host directories with the run's
+	// prepared source and trusted CI source: the executor mounts them at
+	// /job/src (the working directory) and /job/ci (read-only).
+	SourceDir, CIDir string
+	// Memory (bytes) and NanoCPUs are the runbook's limits; 0: the
+	// executor's defaults, which are also its maximums.
+	Memory, NanoCPUs int64
+	// ArtifactsDir, when set, is a host directory mounted read-write at
+	// ArtifactsMount; the agent stores what the step leaves there.
+	ArtifactsDir string
+	// Cacher, when set, is to be mounted into the step so that its
+	// commands can run `cacher` (see package cacher).
+	Cacher *CacherMount
 }
+
+// CacherMount is what a step needs to run cacher: the agent's own static
+// binary, which runs as cacher when called by that name, and the directory
+// holding the step's cacher socket (cacher.SocketName).
+type CacherMount struct {
+	Binary    string
+	SocketDir string
+}
+
+// Where a step sees its sources.
+const (
+	SourceMount = "/job/src"
+	CIMount     = "/job/ci"
+)
 
 // Executor runs one step to completion, writing its output to out. It
 // returns how the step ended, or an error when it could not run to an exit
@@ -93,6 +135,17 @@ type Config struct {
 	LogLimit int64
 	// HooksDir holds lifecycle hooks (see HookPreStep); "" means none.
 	HooksDir string
+	// SourcesDir holds the sources prepared for steps; "" is the system's
+	// temporary directory.
+	SourcesDir string
+	// Sources are the operator's rules for preparing sources.
+	Sources source.Options
+	// WorkDir holds a directory per running step attempt with its cacher
+	// socket (see cacher.PrepareWorkDir); CacherBinary is the static
+	// binary mounted into steps as cacher. Either empty: steps have no
+	// cacher.
+	WorkDir      string
+	CacherBinary string
 }
 
 // Agent runs steps for a server.
@@ -128,6 +181,9 @@ type (
 	}
 	stepDone struct{ stepID string }
 )
+
+// defaultLease is the lease length assumed when the server names none.
+const defaultLease = protocol.DefaultLeaseLength
 
 // Messages from the control channel and state checks.
 type (
@@ -217,7 +273,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer watchdog.Stop()
 	var eviction <-chan time.Time
 	done := ctx.Done()
-	held := map[string]bool{} // step ids running now, for reaping
+	held := map[string]chan struct{}{} // step ids running now (for reaping), with a poke to renew their lease at once
 	reapTick := time.NewTicker(reapEvery)
 	defer reapTick.Stop()
 	drain := func(why string) {
@@ -262,8 +318,9 @@ func (a *Agent) Run(ctx context.Context) error {
 					// taking work meanwhile, so it is not stranded.
 					failures = 0
 					running++
-					held[m.a.StepID] = true
-					go a.runStep(stepCtx, m.a, msgs)
+					renewNow := make(chan struct{}, 1)
+					held[m.a.StepID] = renewNow
+					go a.runStep(stepCtx, m.a, leaseKeeping{length: a.remote.LeaseLength, renewNow: renewNow}, msgs)
 				default:
 					failures = 0
 				}
@@ -281,7 +338,17 @@ func (a *Agent) Run(ctx context.Context) error {
 				check()
 			case controlEvent:
 				watchdog.Reset(watchdogEvery)
-				if m.kind != "ping" {
+				switch m.kind {
+				case "ping":
+				case "cancel":
+					// A step we run was cancelled: renewing its lease says which.
+					for _, renewNow := range held {
+						select {
+						case renewNow <- struct{}{}:
+						default:
+						}
+					}
+				default:
 					check()
 				}
 			case stateChecked:
@@ -464,7 +531,7 @@ func (a *Agent) reserve(ctx context.Context, failures int, msgs chan<- any) {
 		// Never run what does not open and verify: report it and move on.
 		a.Logger.Error("reservation rejected", slog.String("step_id", res.StepID), slog.Int("attempt", res.Attempt), slog.Any("err", err))
 		a.report(context.WithoutCancel(ctx), a.Logger.With(slog.String("step_id", res.StepID)), res.StepID,
-			protocol.StepResult{Attempt: res.Attempt, Reason: engine.ReasonPayloadRejected, Error: err.Error()})
+			protocol.StepResult{Attempt: res.Attempt, LeaseID: res.LeaseID, Reason: engine.ReasonPayloadRejected, Error: err.Error()}, reportTimeout)
 		msgs <- reserved{}
 		return
 	}
@@ -483,8 +550,8 @@ func (a *Agent) open(res *protocol.Reservation) (*protocol.Assignment, error) {
 	if err := json.Unmarshal(plain, &asg); err != nil {
 		return nil, fmt.Errorf("%w: %v", envelope.ErrRejected, err)
 	}
-	if asg.StepID != res.StepID || asg.Attempt != res.Attempt {
-		return nil, fmt.Errorf("%w: assignment is for step %s attempt %d", envelope.ErrRejected, asg.StepID, asg.Attempt)
+	if asg.StepID != res.StepID || asg.Attempt != res.Attempt || asg.LeaseID != res.LeaseID {
+		return nil, fmt.Errorf("%w: assignment is for step %s attempt %d lease %s", envelope.ErrRejected, asg.StepID, asg.Attempt, asg.LeaseID)
 	}
 	return &asg, nil
 }

@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,7 +37,13 @@ type fakeServer struct {
 	queue     []*protocol.Assignment
 	logs      map[string][]byte
 	results   map[string]protocol.StepResult
-	failNext  int // AppendLog calls to fail before succeeding
+	failNext  int             // AppendLog calls to fail before succeeding
+	lease     time.Duration   // the lease length the fake tells the agent
+	cancelled map[string]bool // RenewLease answers cancel for these steps
+	lost      map[string]bool // RenewLease answers 409 for these steps
+	renewals  map[string]int
+	lineTimes map[string][]absLineTime
+	artifacts map[string][]byte // by key (one run), made on first use
 	registers int
 	refuse    bool
 	completed chan string
@@ -43,7 +51,9 @@ type fakeServer struct {
 
 func newFakeServer(steps ...*protocol.Assignment) *fakeServer {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	return &fakeServer{key: key, events: make(chan string, 10), queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{}, completed: make(chan string, 100)}
+	return &fakeServer{key: key, events: make(chan string, 10), queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{},
+		completed: make(chan string, 100), lease: time.Minute, cancelled: map[string]bool{}, lost: map[string]bool{}, renewals: map[string]int{},
+		lineTimes: map[string][]absLineTime{}}
 }
 
 type refusal struct{}
@@ -59,7 +69,7 @@ func (f *fakeServer) Register(ctx context.Context, req protocol.RegisterRequest)
 		return protocol.RegisterResponse{}, refusal{}
 	}
 	f.agentID, f.agentKey = req.AgentID, req.HPKEKey
-	return protocol.RegisterResponse{AgentID: req.AgentID, Config: protocol.AgentConfig{PoolSize: 2, EvictionTime: time.Minute},
+	return protocol.RegisterResponse{AgentID: req.AgentID, Config: protocol.AgentConfig{PoolSize: 2, EvictionTime: time.Minute, LeaseLength: f.lease},
 		ServerKey: f.key.Public().(ed25519.PublicKey)}, nil
 }
 
@@ -77,7 +87,7 @@ func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol
 		if f.garbage {
 			sealed[len(sealed)-1] ^= 1
 		}
-		return &protocol.Reservation{StepID: a.StepID, Attempt: a.Attempt, Sealed: sealed}, err
+		return &protocol.Reservation{StepID: a.StepID, Attempt: a.Attempt, LeaseID: a.LeaseID, Sealed: sealed}, err
 	}
 	f.mu.Unlock()
 	select {
@@ -118,7 +128,28 @@ func (f *fakeServer) tell(state string) {
 	f.events <- "state"
 }
 
-func (f *fakeServer) AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error {
+// statusError is the server answering with an HTTP status.
+type statusError int
+
+func (e statusError) Error() string   { return fmt.Sprintf("server answered %d", int(e)) }
+func (e statusError) HTTPStatus() int { return int(e) }
+func (e statusError) Refused() bool   { return true }
+
+func (f *fakeServer) RenewLease(ctx context.Context, stepID string, lease protocol.LeaseRequest) (protocol.Lease, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.renewals[stepID]++
+	if f.lost[stepID] {
+		return protocol.Lease{}, statusError(http.StatusConflict)
+	}
+	return protocol.Lease{ExpiresAt: time.Now().Add(f.lease), Cancel: f.cancelled[stepID]}, nil
+}
+
+func (f *fakeServer) Trigger(ctx context.Context, stepID string, lease protocol.LeaseRequest, runbook string, params map[string]string) (string, error) {
+	return "", errors.New("the fake server starts no runs")
+}
+
+func (f *fakeServer) AppendLog(ctx context.Context, stepID string, lease protocol.LeaseRequest, offset int64, data []byte, times []protocol.LineTime) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failNext > 0 {
@@ -127,6 +158,9 @@ func (f *fakeServer) AppendLog(ctx context.Context, stepID string, attempt int, 
 	}
 	if got := int64(len(f.logs[stepID])); got != offset {
 		return fmt.Errorf("chunk at offset %d, but %d bytes are stored", offset, got)
+	}
+	for _, lt := range times {
+		f.lineTimes[stepID] = append(f.lineTimes[stepID], absLineTime{offset: offset + int64(lt.Offset), at: lt.At})
 	}
 	f.logs[stepID] = append(f.logs[stepID], data...)
 	return nil
@@ -276,7 +310,7 @@ func TestLogStreamUploadsEverythingInOrder(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer()
 	f.failNext = 2 // transient failures are retried at the same offset
-	s := newLogStream(context.Background(), f, "step", 1, slog.New(slog.DiscardHandler))
+	s := newLogStream(context.Background(), f, "step", protocol.LeaseRequest{Attempt: 1, LeaseID: "L"}, slog.New(slog.DiscardHandler))
 	var want bytes.Buffer
 	r := mrand.New(mrand.NewPCG(1, 2))
 	for i := 0; i < 2000; i++ {
@@ -375,5 +409,100 @@ func TestAgentFollowsTheServer(t *testing.T) {
 	}
 	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
 		t.Errorf("state dir still there: %v", err)
+	}
+}
+
+// A cancel hint on the control channel makes the agent renew its leases at
+// once; the server's answer (cancel) stops the step, reported cancelled.
+// The lease is a minute long, so only the hint can explain a quick stop.
+func TestAgentStopsStepWhenTheServerCancelsIt(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(&protocol.Assignment{StepID: "long", Attempt: 1, LeaseID: "L1", Command: "wait", Env: map[string]string{"BLOCK": "1"}})
+	exec := &scriptExecutor{release: make(chan struct{})}
+	defer close(exec.release)
+	a := testAgent(t, f, exec)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.logs["long"]) > 0 })
+	f.mu.Lock()
+	f.cancelled["long"] = true
+	f.mu.Unlock()
+	f.events <- "cancel"
+	start := time.Now()
+	waitCompleted(t, f, 1)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("cancel took %s", took)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.results["long"]; r.Reason != engine.ReasonCancelled || r.LeaseID != "L1" || r.Attempt != 1 {
+		t.Errorf("result %+v, want reason cancelled under lease L1", r)
+	}
+}
+
+// The agent renews its lease every third of the lease length, and stops a
+// step whose lease the server no longer recognises (409).
+func TestAgentRenewsLeaseAndStopsWhenLost(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(&protocol.Assignment{StepID: "long", Attempt: 1, LeaseID: "L1", Command: "wait", Env: map[string]string{"BLOCK": "1"}})
+	f.lease = 300 * time.Millisecond
+	exec := &scriptExecutor{release: make(chan struct{})}
+	defer close(exec.release)
+	a := testAgent(t, f, exec)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.renewals["long"] >= 3 })
+	select {
+	case id := <-f.completed:
+		t.Fatalf("step %s ended while its lease was renewed", id)
+	default:
+	}
+	f.mu.Lock()
+	f.lost["long"] = true
+	f.mu.Unlock()
+	waitCompleted(t, f, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.results["long"]; r.Reason != engine.ReasonCancelled || !strings.Contains(r.Error, "lease was lost") {
+		t.Errorf("result %+v, want cancelled because the lease was lost", r)
+	}
+}
+
+// Every line of a step's log gets the time it was written (to the 10 ms
+// grain), also across chunks.
+func TestLogStreamTimestampsLines(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer()
+	s := newLogStream(context.Background(), f, "step", protocol.LeaseRequest{Attempt: 1, LeaseID: "L"}, slog.New(slog.DiscardHandler))
+	type line struct {
+		offset int64
+		at     time.Time
+	}
+	var lines []line
+	var off int64
+	for i, pause := range []time.Duration{0, 50 * time.Millisecond, 300 * time.Millisecond, 0, 30 * time.Millisecond} {
+		time.Sleep(pause)
+		text := fmt.Sprintf("line %d\n", i)
+		lines = append(lines, line{off, time.Now()})
+		s.Write([]byte(text[:3])) // a line may arrive in pieces
+		s.Write([]byte(text[3:]))
+		off += int64(len(text))
+	}
+	s.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	times := f.lineTimes["step"]
+	for i, l := range lines {
+		var at int64
+		for _, lt := range times {
+			if lt.offset <= l.offset {
+				at = lt.at
+			}
+		}
+		if d := time.UnixMilli(at).Sub(l.at); d < -15*time.Millisecond || d > 15*time.Millisecond {
+			t.Errorf("line %d stamped %s from when it was written (times %+v)", i, d, times)
+		}
 	}
 }

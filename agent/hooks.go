@@ -21,13 +21,19 @@ import (
 //	failed), BATON_STEP_EXIT_CODE (empty when it never exited) and
 //	BATON_STEP_REASON.
 //
-// Hook output goes to the step's log, prefixed. A pre-step hook that fails
-// fails the step (reason infra) before it runs; the others are logged only.
+// Hook output goes to the step's log, prefixed. A pre-source, post-source
+// or pre-step hook that fails fails the step (reason infra) before it runs;
+// the others are logged only. The source hooks run only for steps whose run
+// has a source; they also get BATON_SOURCE_DIR and BATON_CI_DIR (the host
+// directories mounted at /job/src and /job/ci; post-source can inspect or
+// amend them).
 const (
-	HookPreStep  = "pre-step"
-	HookPostStep = "post-step" // after every step
-	HookOnError  = "on-error"  // after a failed step, before post-step
-	HookCleanup  = "cleanup"   // last, always
+	HookPreSource  = "pre-source"
+	HookPostSource = "post-source"
+	HookPreStep    = "pre-step"
+	HookPostStep   = "post-step" // after every step
+	HookOnError    = "on-error"  // after a failed step, before post-step
+	HookCleanup    = "cleanup"   // last, always
 )
 
 // hookTimeout bounds each hook.

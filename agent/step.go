@@ -6,28 +6,46 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/baton-ci/baton/agent/cacher"
 	"github.com/baton-ci/baton/shared/engine"
 	"github.com/baton-ci/baton/shared/mask"
 	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/shared/runbook"
 )
 
-// reportTimeout bounds the final report, which is sent even after shutdown.
+// reportTimeout bounds the final report, which is sent even after
+// shutdown; it is at least a lease length, during which the server still
+// holds the step for this agent.
 const reportTimeout = 30 * time.Second
 
 // runStep executes one assignment, streams its output and reports the
 // result. The report uses a context detached from cancellation so a killed
 // step still gets its final word in.
-func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan<- any) {
+func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, keeping leaseKeeping, msgs chan<- any) {
 	defer func() { msgs <- stepDone{stepID: asg.StepID} }()
 	log := a.Logger.With(slog.String("run_id", asg.RunID), slog.String("step_id", asg.StepID),
 		slog.String("step", asg.StepName), slog.Int("attempt", asg.Attempt))
 	log.Info("step started", slog.String("image", asg.Image))
 	started := time.Now()
+	lease := protocol.LeaseRequest{Attempt: asg.Attempt, LeaseID: asg.LeaseID}
 
-	stream := newLogStream(context.WithoutCancel(ctx), a.Client, asg.StepID, asg.Attempt, log)
+	// The lease keeper stops the step when the server says so (the run was
+	// cancelled, or the lease is no longer ours).
+	ctx, stopStep := context.WithCancelCause(ctx)
+	defer stopStep(nil)
+	keeperDone := make(chan struct{})
+	defer func() { <-keeperDone }()
+	keeperCtx, stopKeeper := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopKeeper()
+	go func() {
+		defer close(keeperDone)
+		a.keepLease(keeperCtx, log, asg.StepID, lease, keeping, stopStep)
+	}()
+
+	stream := newLogStream(context.WithoutCancel(ctx), a.Client, asg.StepID, lease, log)
 	secrets := make([]string, 0, len(asg.Secrets))
 	for _, v := range asg.Secrets {
 		secrets = append(secrets, v)
@@ -36,32 +54,72 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	limited := newLimitWriter(stream, a.Config.LogLimit)
 	masked := masker.NewWriter(limited)
 	out := &lastByteWriter{w: masked}
-	env := make(map[string]string, len(asg.Env)+len(asg.Secrets))
+	env := make(map[string]string, len(asg.Env)+1)
 	for k, v := range asg.Env {
 		env[k] = v
 	}
-	for k, v := range asg.Secrets {
-		env[k] = v
+	var helper *cacher.Server
+	if a.Config.WorkDir != "" && a.Config.CacherBinary != "" {
+		var err error
+		helper, err = cacher.Start(a.Config.WorkDir, cacher.Step{StepID: asg.StepID, Lease: lease, Artifacts: a.Client, Masker: masker,
+			Logger: log, SecretEnv: asg.Secrets, Runs: a.Client})
+		if err != nil {
+			log.Error("cacher unavailable", slog.Any("err", err))
+			fmt.Fprintf(out, "baton: cacher is not available in this step: %v\n", err)
+		}
 	}
 	hookEnv := []string{"BATON_RUN_ID=" + asg.RunID, "BATON_STEP_ID=" + asg.StepID, "BATON_STEP_NAME=" + asg.StepName,
 		fmt.Sprintf("BATON_STEP_ATTEMPT=%d", asg.Attempt), "BATON_PROJECT=" + asg.Project}
 	var outcome Outcome
 	var err error
-	if _, herr := a.runHook(ctx, HookPreStep, hookEnv, out); herr != nil {
+	sources, serr := a.prepareSources(ctx, asg, hookEnv, out)
+	defer sources.remove()
+	if serr != nil {
+		err = serr
+	} else if _, herr := a.runHook(ctx, HookPreStep, hookEnv, out); herr != nil {
 		err = &hookError{herr}
 	} else {
+		spec := StepSpec{
+			RunID: asg.RunID, StepID: asg.StepID, StepName: asg.StepName, Attempt: asg.Attempt,
+			Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: env, SecretEnv: asg.Secrets,
+			Memory: asg.Memory, NanoCPUs: asg.NanoCPUs,
+		}
+		if a.Config.SourcesDir != "" {
+			if dir, aerr := newArtifactsDir(a.Config.SourcesDir); aerr != nil {
+				fmt.Fprintf(out, "baton: no %s for this step: %v\n", ArtifactsMount, aerr)
+			} else {
+				spec.ArtifactsDir = dir
+				defer os.RemoveAll(dir)
+			}
+		}
+		if sources != nil {
+			spec.SourceDir, spec.CIDir = sources.src, sources.ci
+			if sources.srcCommitID != "" {
+				env["BATON_COMMIT"] = sources.srcCommitID
+			}
+		}
 		execCtx, cancelExec := ctx, context.CancelFunc(func() {})
 		if asg.Timeout > 0 {
 			execCtx, cancelExec = context.WithTimeoutCause(ctx, asg.Timeout, &timeoutError{asg.Timeout})
 		}
-		outcome, err = a.Executor.Execute(execCtx, StepSpec{
-			RunID: asg.RunID, StepID: asg.StepID, StepName: asg.StepName, Attempt: asg.Attempt,
-			Image: asg.Image, Command: asg.Command, Args: asg.Args, Env: env,
-		}, out)
+		if helper != nil {
+			spec.Cacher = &CacherMount{Binary: a.Config.CacherBinary, SocketDir: helper.Dir()}
+		}
+		outcome, err = a.Executor.Execute(execCtx, spec, out)
 		cancelExec()
+		if spec.ArtifactsDir != "" {
+			a.uploadArtifacts(context.WithoutCancel(ctx), asg, spec.ArtifactsDir, out)
+		}
+	}
+	if helper != nil {
+		// The step is over: no more calls; its directory goes.
+		if cerr := helper.Close(); cerr != nil {
+			log.Warn("cacher close", slog.Any("err", cerr))
+		}
+		outcome.Outputs = cacher.JoinOutputs(outcome.Outputs, helper.Outputs())
 	}
 	res := resultOf(outcome.ExitCode, err)
-	res.Attempt = asg.Attempt
+	res.Attempt, res.LeaseID = asg.Attempt, asg.LeaseID
 	if outcome.OOMKilled {
 		res.Error = "killed for exceeding its memory limit (out of memory)"
 		fmt.Fprintf(out, "\nbaton: step %s\n", res.Error)
@@ -84,7 +142,8 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 	limited.Flush()
 	stream.Close()
 
-	a.report(ctx, log, asg.StepID, res)
+	stopKeeper()
+	a.report(ctx, log, asg.StepID, res, max(reportTimeout, keeping.length))
 	attrs := []any{slog.Duration("took", time.Since(started).Round(time.Millisecond))}
 	if res.ExitCode != nil {
 		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
@@ -96,10 +155,10 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, msgs chan
 }
 
 // report sends a step's final result, retrying transient failures with
-// backoff for up to reportTimeout on a context detached from cancellation,
-// so a killed step still gets its final word in.
-func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res protocol.StepResult) {
-	reportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+// backoff for up to within on a context detached from cancellation, so a
+// killed step still gets its final word in.
+func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res protocol.StepResult, within time.Duration) {
+	reportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), within)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		err := a.Client.Complete(reportCtx, stepID, res)

@@ -36,6 +36,32 @@ type Agent struct {
 	HPKEKey    []byte // X25519 public key
 	CreatedAt  time.Time
 	LastSeen   time.Time
+	// Settings override the server's agent defaults for this agent.
+	Settings AgentSettings
+}
+
+// AgentSettings are an agent's own values for the config the server sends
+// it; a zero field keeps the server's default.
+type AgentSettings struct {
+	PoolSize     int           `json:"pool_size,omitempty"`
+	EvictionTime time.Duration `json:"eviction_time,omitempty"`
+}
+
+// Limits on what an admin may set.
+const (
+	MaxPoolSize     = 256
+	MaxEvictionTime = 24 * time.Hour
+)
+
+// Validate names the first setting out of range.
+func (s AgentSettings) Validate() error {
+	switch {
+	case s.PoolSize < 0 || s.PoolSize > MaxPoolSize:
+		return Errorf(EINVALID, "pool_size %d: use 1 to %d (0 keeps the server default)", s.PoolSize, MaxPoolSize)
+	case s.EvictionTime < 0 || s.EvictionTime > MaxEvictionTime:
+		return Errorf(EINVALID, "eviction_time %s: use up to %s (0 keeps the server default)", s.EvictionTime, MaxEvictionTime)
+	}
+	return nil
 }
 
 // RegistrationToken lets agents register. Only its SHA-256 hash is stored.
@@ -88,4 +114,7 @@ type AgentStore interface {
 	// SetAgentState records what an admin wants of an agent; a deleted
 	// agent cannot be brought back (ECONFLICT), an unknown one is ENOTFOUND.
 	SetAgentState(ctx context.Context, id string, state AgentState) error
+	// SetAgentSettings replaces an agent's settings; ENOTFOUND for an
+	// unknown agent, ECONFLICT for a deleted one.
+	SetAgentSettings(ctx context.Context, id string, settings AgentSettings) error
 }

@@ -13,6 +13,7 @@ const (
 	ENOTFOUND     = "not_found"
 	EUNAVAILABLE  = "unavailable"
 	EUNAUTHORIZED = "unauthorized"
+	ETOOLARGE     = "too_large"
 )
 
 // Error is a domain error whose Message is safe to show to API clients.

@@ -10,12 +10,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/baton-ci/baton/agent"
@@ -33,8 +38,22 @@ const (
 type Options struct {
 	AgentID      string
 	DefaultImage string
-	// Network is the container network mode: "none" (default) or "bridge".
-	Network   string
+	// Network is the container network mode: NetworkNone (the default),
+	// NetworkBridge, NetworkRun, or NetworkHost if AllowHostNetwork.
+	Network          string
+	AllowHostNetwork bool
+	// ReadOnlyRoot makes the container's root file system read-only; /tmp
+	// is then a tmpfs of TmpSize. /workspace and $BATON_OUTPUT stay writable.
+	ReadOnlyRoot bool
+	// User runs steps as this user (UID[:GID], or a name the images know)
+	// instead of the image's.
+	User string
+	// CapAdd gives steps these capabilities back (all others are dropped);
+	// see AllowedCapabilities.
+	CapAdd []string
+	// WorkDir holds the step directories (see stepDir); empty:
+	// DefaultWorkDir().
+	WorkDir   string
 	Memory    int64 // bytes; swap is disabled
 	NanoCPUs  int64
 	PidsLimit int64
@@ -53,17 +72,56 @@ const (
 	PullNever        = "never"
 )
 
+// TmpSize bounds the /tmp tmpfs of a read-only root file system. Its pages
+// count against the container's memory limit.
+const TmpSize = 256 << 20
+
 // Executor runs steps as containers.
 type Executor struct {
-	cli  *client.Client
-	opts Options
+	cli     *client.Client
+	opts    Options
+	workDir string // <opts.WorkDir>/<agent id>; "" without an agent id
+	nets    runNetworks
+
+	liveMu   sync.Mutex
+	liveDirs map[string]bool // step directories in use, by name
 }
 
 var _ agent.Executor = (*Executor)(nil)
 
-// New connects to the Docker daemon named by the environment (DOCKER_HOST,
-// or the local socket) and checks that it answers.
+// New checks the options, connects to the Docker daemon named by the
+// environment (DOCKER_HOST, or the local socket) and checks that it answers.
+// With an agent id, it creates the agent's directory in the work dir.
 func New(ctx context.Context, opts Options) (*Executor, error) {
+	if opts.Network == "" {
+		opts.Network = NetworkNone
+	}
+	if err := CheckNetwork(opts.Network, opts.AllowHostNetwork); err != nil {
+		return nil, err
+	}
+	caps, err := NormalizeCapabilities(opts.CapAdd)
+	if err != nil {
+		return nil, err
+	}
+	opts.CapAdd = caps
+	if err := CheckUser(opts.User); err != nil {
+		return nil, err
+	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = DefaultWorkDir()
+	}
+	if opts.WorkDir, err = filepath.Abs(opts.WorkDir); err != nil {
+		return nil, fmt.Errorf("work dir: %w", err)
+	}
+	e := &Executor{opts: opts, nets: runNetworks{runs: map[string]*runNetwork{}}, liveDirs: map[string]bool{}}
+	if opts.AgentID != "" {
+		if opts.AgentID == "." || opts.AgentID == ".." || strings.ContainsAny(opts.AgentID, `/\`) {
+			return nil, fmt.Errorf("agent id %q cannot name a directory", opts.AgentID)
+		}
+		if e.workDir, err = prepareWorkDir(opts.WorkDir, opts.AgentID); err != nil {
+			return nil, err
+		}
+	}
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
@@ -73,9 +131,6 @@ func New(ctx context.Context, opts Options) (*Executor, error) {
 	if _, err := cli.Ping(pingCtx, client.PingOptions{}); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("docker daemon not reachable: %w", err)
-	}
-	if opts.Network == "" {
-		opts.Network = "none"
 	}
 	switch opts.Pull {
 	case "":
@@ -91,14 +146,21 @@ func New(ctx context.Context, opts Options) (*Executor, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Executor{cli: cli, opts: opts}, nil
+	e.cli, e.opts = cli, opts
+	return e, nil
 }
 
 // Client returns the underlying Docker client.
 func (e *Executor) Client() *client.Client { return e.cli }
 
-// Close releases the Docker client.
-func (e *Executor) Close() error { return e.cli.Close() }
+// Close releases the Docker client and removes the agent's directory in the
+// work dir if no step directory is left in it.
+func (e *Executor) Close() error {
+	if e.workDir != "" {
+		os.Remove(e.workDir) // fails, as it should, when not empty
+	}
+	return e.cli.Close()
+}
 
 // Execute runs the step's command with sh -c in a fresh container, streams
 // its stdout and stderr to out, and removes the container afterwards.
@@ -117,17 +179,58 @@ func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 	if image == "" {
 		return -1, nil, errors.New("the step names no image and the agent has no default image")
 	}
+	if e.workDir == "" {
+		return -1, nil, errors.New("the executor has no agent id, so no work dir for steps")
+	}
+	dirName, err := stepDirName(spec)
+	if err != nil {
+		return -1, nil, err
+	}
 	if err := e.ensureImage(ctx, image); err != nil {
 		return -1, nil, err
+	}
+	// Deferred calls run last first: the container goes, then the run's
+	// network, then the step directory.
+	e.setStepDirLive(dirName, true)
+	defer e.setStepDirLive(dirName, false)
+	dir, err := e.createStepDir(ctx, spec, image)
+	if err != nil {
+		return -1, nil, err
+	}
+	defer e.removeStepDir(ctx, dir.root, spec.StepID, image)
+	var netConfig *network.NetworkingConfig
+	netMode := e.opts.Network
+	if netMode == NetworkRun {
+		netID, err := e.acquireNetwork(ctx, spec.RunID)
+		if err != nil {
+			return -1, nil, cancelledOr(ctx, err)
+		}
+		defer e.releaseNetwork(ctx, spec.RunID)
+		netMode = netID
+		endpoint := &network.EndpointSettings{}
+		if spec.StepName != "" {
+			endpoint.Aliases = []string{spec.StepName} // the other steps of the run reach it by name
+		}
+		netConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{netID: endpoint}}
+	}
+	if err := e.giveSourceToStep(spec.SourceDir); err != nil {
+		return -1, nil, fmt.Errorf("give the source to the step's user: %w", err)
+	}
+	cfg, hostConfig := e.config(spec, image), e.hostConfig(netMode, dir)
+	hostConfig.Mounts = append(hostConfig.Mounts, sourceMounts(spec)...)
+	e.applyResources(hostConfig, spec, out)
+	if err := e.addCacher(ctx, spec, image, cfg, hostConfig); err != nil {
+		return -1, nil, cancelledOr(ctx, err)
 	}
 	// Create on a context the step's cancellation does not interrupt: a
 	// cancelled create may still be carried out by the daemon, leaving a
 	// container whose id we never learnt.
 	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	created, err := e.cli.ContainerCreate(createCtx, client.ContainerCreateOptions{
-		Name:       containerName(spec),
-		Config:     e.config(spec, image),
-		HostConfig: e.hostConfig(),
+		Name:             containerName(spec),
+		Config:           cfg,
+		HostConfig:       hostConfig,
+		NetworkingConfig: netConfig,
 	})
 	cancel()
 	if err != nil {
@@ -139,15 +242,14 @@ func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 	if ctx.Err() != nil {
 		return -1, nil, fmt.Errorf("step cancelled: %w", context.Cause(ctx))
 	}
-	if err := e.prepareOutputs(ctx, id); err != nil {
-		return -1, nil, err
-	}
 
 	// Attach before starting: the attach stream carries all the output,
 	// with backpressure, and ends after the last byte. (Following the log
 	// API instead loses output when the container exits mid-stream: 13 of
 	// 51 MB arrived in a test.)
-	att, err := e.cli.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
+	// The stream outlives a cancel: what the step prints while it stops
+	// (its SIGTERM handler) is part of its log. It ends with the container.
+	att, err := e.cli.ContainerAttach(context.WithoutCancel(ctx), id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return -1, nil, cancelledOr(ctx, fmt.Errorf("attach to container output: %w", err))
 	}
@@ -224,19 +326,38 @@ func (e *Executor) wait(ctx context.Context, id string, wait client.ContainerWai
 }
 
 func (e *Executor) config(spec agent.StepSpec, image string) *container.Config {
-	env := make([]string, 0, len(spec.Env)+4)
+	env := make([]string, 0, len(spec.Env)+len(spec.SecretEnv)+8)
 	for k, v := range spec.Env {
 		env = append(env, k+"="+v)
+	}
+	if spec.Cacher == nil {
+		// No cacher to hand them over: secrets can only be environment.
+		for k, v := range spec.SecretEnv {
+			env = append(env, k+"="+v)
+		}
 	}
 	sort.Strings(env)
 	env = append(env,
 		"CI=true", "BATON=true",
 		"BATON_RUN_ID="+spec.RunID, "BATON_STEP_NAME="+spec.StepName, "BATON_OUTPUT="+outputPath,
-		fmt.Sprintf("BATON_STEP_ATTEMPT=%d", spec.Attempt))
+		"BATON_WORKSPACE="+workspacePath, fmt.Sprintf("BATON_STEP_ATTEMPT=%d", spec.Attempt))
+	workDir := workspacePath
+	if spec.SourceDir != "" {
+		workDir = agent.SourceMount // a step with a source starts in it
+		env = append(env, "BATON_SOURCE_DIR="+agent.SourceMount)
+	}
+	if spec.CIDir != "" {
+		env = append(env, "BATON_CI_DIR="+agent.CIMount)
+	}
+	if spec.ArtifactsDir != "" {
+		env = append(env, "BATON_ARTIFACTS_DIR="+agent.ArtifactsMount)
+	}
 	return &container.Config{
-		Image: image,
-		Cmd:   command(spec),
-		Env:   env,
+		Image:      image,
+		Cmd:        command(spec),
+		Env:        env,
+		User:       e.opts.User,
+		WorkingDir: workDir,
 		Labels: map[string]string{
 			LabelAgent: e.opts.AgentID, LabelRun: spec.RunID, LabelStep: spec.StepID,
 			LabelAttempt: fmt.Sprint(spec.Attempt),
@@ -244,15 +365,23 @@ func (e *Executor) config(spec agent.StepSpec, image string) *container.Config {
 	}
 }
 
-// hostConfig is least privilege by default: no capabilities, no privilege
-// escalation, bounded processes, memory without swap, and CPU.
-func (e *Executor) hostConfig() *container.HostConfig {
+// hostConfig is least privilege by default: no capabilities but the
+// allowed ones the operator adds, no privilege escalation, bounded
+// processes, memory without swap, and CPU; optionally a read-only root
+// file system with a size-limited /tmp. The step directory is mounted.
+func (e *Executor) hostConfig(netMode string, dir stepDir) *container.HostConfig {
 	init := true // a real PID 1 forwards SIGTERM and reaps zombies
 	hc := &container.HostConfig{
-		Init:        &init,
-		NetworkMode: container.NetworkMode(e.opts.Network),
-		CapDrop:     []string{"ALL"},
-		SecurityOpt: []string{"no-new-privileges:true"},
+		Init:           &init,
+		NetworkMode:    container.NetworkMode(netMode),
+		CapDrop:        []string{"ALL"},
+		CapAdd:         e.opts.CapAdd,
+		SecurityOpt:    []string{"no-new-privileges:true"},
+		ReadonlyRootfs: e.opts.ReadOnlyRoot,
+		Mounts:         dir.mounts(),
+	}
+	if e.opts.ReadOnlyRoot {
+		hc.Tmpfs = map[string]string{"/tmp": fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", TmpSize)}
 	}
 	hc.Memory = e.opts.Memory
 	if e.opts.Memory > 0 {
@@ -306,30 +435,4 @@ func (e *Executor) remove(ctx context.Context, id string) {
 	if _, err := e.cli.ContainerRemove(rmCtx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		e.opts.Logger.Warn("remove container", slog.String("container", id), slog.Any("err", err))
 	}
-}
-
-// Reap removes containers this agent left behind (for example when it was
-// killed mid-step): every container labelled with this agent's id, created
-// before the second of before (zero: any time), whose step keep does not
-// claim. Containers
-// created since then belong to steps started after the caller looked. It
-// returns how many it removed.
-func (e *Executor) Reap(ctx context.Context, before time.Time, keep func(stepID string) bool) (int, error) {
-	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{
-		All: true, Filters: make(client.Filters).Add("label", LabelAgent+"="+e.opts.AgentID),
-	})
-	if err != nil {
-		return 0, fmt.Errorf("list containers: %w", err)
-	}
-	removed := 0
-	for _, c := range res.Items {
-		if (!before.IsZero() && c.Created >= before.Unix()) || (keep != nil && keep(c.Labels[LabelStep])) {
-			continue
-		}
-		e.remove(ctx, c.ID)
-		e.opts.Logger.Info("removed orphaned step container", slog.String("container", c.ID),
-			slog.String("step_id", c.Labels[LabelStep]), slog.String("run_id", c.Labels[LabelRun]))
-		removed++
-	}
-	return removed, nil
 }

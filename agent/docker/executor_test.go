@@ -36,7 +36,12 @@ func newExecutor(t *testing.T, opts Options) *Executor {
 	}
 	ctx := context.Background()
 	opts.DefaultImage = testImage
-	opts.AgentID = "test-agent"
+	if opts.AgentID == "" {
+		opts.AgentID = "test-agent"
+	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = t.TempDir()
+	}
 	e, err := New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -54,12 +59,17 @@ var stepSeq struct {
 	n int
 }
 
-func spec(command string, env map[string]string) agent.StepSpec {
+// uniqueID is unique to this test process and call.
+func uniqueID(prefix string) string {
 	stepSeq.Lock()
 	stepSeq.n++
 	n := stepSeq.n
 	stepSeq.Unlock()
-	return agent.StepSpec{RunID: "run-1", StepID: fmt.Sprintf("step-%d-%d", os.Getpid(), n), StepName: "test", Attempt: 1, Command: command, Env: env}
+	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), n)
+}
+
+func spec(command string, env map[string]string) agent.StepSpec {
+	return agent.StepSpec{RunID: "run-1", StepID: uniqueID("step"), StepName: "test", Attempt: 1, Command: command, Env: env}
 }
 
 // containersOf lists the containers, running or not, labelled with the step.
@@ -186,18 +196,39 @@ func TestExecuteMissingImageIsAnError(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer safe to read while a step writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A cancelled step gets SIGTERM (what it prints then is kept), then the
+// container is removed.
 func TestExecuteCancelStopsAndRemovesContainer(t *testing.T) {
 	t.Parallel()
 	e := newExecutor(t, Options{StopGrace: time.Second})
-	s := spec("sleep 30", nil)
+	s := spec("trap 'echo got TERM; exit 143' TERM; echo started; sleep 30 & wait", nil)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
+	var out lockedBuffer
 	go func() {
-		_, err := e.Execute(ctx, s, &bytes.Buffer{})
+		_, err := e.Execute(ctx, s, &out)
 		done <- err
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for len(containersOf(t, e, s.StepID)) == 0 && time.Now().Before(deadline) {
+	for !strings.Contains(out.String(), "started") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	cause := errors.New("cancelled by test")
@@ -209,6 +240,9 @@ func TestExecuteCancelStopsAndRemovesContainer(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("cancelled step still running after 15s")
+	}
+	if got := out.String(); got != "started\ngot TERM\n" {
+		t.Errorf("output %q, want what the step printed on SIGTERM too", got)
 	}
 	if ids := containersOf(t, e, s.StepID); len(ids) != 0 {
 		t.Errorf("containers left behind: %v", ids)
@@ -252,5 +286,33 @@ func TestExecuteResourceLimits(t *testing.T) {
 	}
 	if ids := containersOf(t, e, s.StepID); len(ids) != 0 {
 		t.Errorf("fork bomb container left behind: %v", ids)
+	}
+}
+
+// A step's own memory and CPU limits apply, capped at the agent's, and a
+// cap is said in its log.
+func TestStepResourcesCappedByAgent(t *testing.T) {
+	t.Parallel()
+	e := newExecutor(t, Options{Memory: 64 << 20, NanoCPUs: 1e9})
+	limit := `cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes`
+	for _, c := range []struct {
+		memory, cpus int64
+		want         string
+		capped       bool
+	}{
+		{16 << 20, 5e8, "16777216", false},
+		{1 << 30, 4e9, "67108864", true},
+	} {
+		s := spec(limit, nil)
+		s.Memory, s.NanoCPUs = c.memory, c.cpus
+		var out bytes.Buffer
+		res, err := e.Execute(context.Background(), s, &out)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("exit %d, %v: %s", res.ExitCode, err, out.String())
+		}
+		got := out.String()
+		if !strings.HasSuffix(got, c.want+"\n") || strings.Contains(got, "maximum") != c.capped {
+			t.Errorf("asked %d bytes: output %q, want the limit %s (capped %v)", c.memory, got, c.want, c.capped)
+		}
 	}
 }

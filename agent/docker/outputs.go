@@ -2,11 +2,9 @@ package docker
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"path"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -15,29 +13,12 @@ import (
 )
 
 // outputPath is the file a step writes key=value outputs to ($BATON_OUTPUT).
-// It is copied into the container before it starts and read back after it
-// exits through the Engine API, so no host directory is mounted.
+// Its directory is the step directory's baton/, mounted writable (so it
+// works with a read-only root file system); the agent creates the empty file
+// before the step starts (see giveToStep) and reads it back through the
+// Engine API after the step exits, so that the daemon, not the agent,
+// resolves whatever the step left at that path.
 const outputPath = "/.baton/output"
-
-// prepareOutputs creates an empty, world-writable $BATON_OUTPUT so a step
-// running as any user can write it.
-func (e *Executor) prepareOutputs(ctx context.Context, id string) error {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dir := path.Dir(outputPath)[1:] + "/"
-	now := time.Now()
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o777, ModTime: now})
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: outputPath[1:], Mode: 0o666, ModTime: now})
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	copyCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	if _, err := e.cli.CopyToContainer(copyCtx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
-		return err
-	}
-	return nil
-}
 
 // readOutputs returns what the step wrote to $BATON_OUTPUT, at most one byte
 // past runbook.MaxOutputBytes so the parser can tell it was cut. A failure to

@@ -130,7 +130,8 @@ func (r *Runner) Run(ctx context.Context, rb *runbook.Runbook, given map[string]
 			res.Steps[name].Outputs = nil
 			running++
 			spec := agent.StepSpec{RunID: "local", StepID: name, StepName: name, Attempt: res.Steps[name].Attempts,
-				Image: d.Image, Command: d.Command, Args: d.Args, Env: d.Env}
+				Image: d.Image, Command: d.Command, Args: d.Args, Env: d.Env,
+				Memory: rb.ResourcesFor(step).Memory, NanoCPUs: rb.ResourcesFor(step).NanoCPUs}
 			wait := time.Until(notBefore[name])
 			go func() {
 				if wait > 0 {

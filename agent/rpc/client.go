@@ -59,6 +59,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("server answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
 }
 
+// HTTPStatus is the server's answer.
+func (e *Error) HTTPStatus() int { return e.Status }
+
 // Refused reports a deliberate 4xx refusal (bad token, bad request, conflict),
 // as opposed to an outage worth retrying soon.
 func (e *Error) Refused() bool {
@@ -88,18 +91,42 @@ func (c *Client) Reserve(ctx context.Context, wait time.Duration) (*protocol.Res
 }
 
 // AppendLog uploads a chunk of step output at a byte offset.
-func (c *Client) AppendLog(ctx context.Context, stepID string, attempt int, offset int64, data []byte) error {
+func (c *Client) AppendLog(ctx context.Context, stepID string, lease protocol.LeaseRequest, offset int64, data []byte, times []protocol.LineTime) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	path := fmt.Sprintf(protocol.PathStepLog, url.PathEscape(stepID)) +
-		"?attempt=" + strconv.Itoa(attempt) + "&offset=" + strconv.FormatInt(offset, 10)
+	path := fmt.Sprintf(protocol.PathStepLog, url.PathEscape(stepID)) + "?attempt=" + strconv.Itoa(lease.Attempt) +
+		"&lease=" + url.QueryEscape(lease.LeaseID) + "&offset=" + strconv.FormatInt(offset, 10)
+	if len(times) > 0 {
+		path += "&times=" + url.QueryEscape(protocol.FormatLineTimes(times))
+	}
 	_, err := c.authed(ctx, http.MethodPost, path, func() io.Reader { return bytes.NewReader(data) }, "application/octet-stream", nil)
 	return err
 }
 
-// Complete reports a step's result.
+// RenewLease extends the lease on a running step.
+func (c *Client) RenewLease(ctx context.Context, stepID string, lease protocol.LeaseRequest) (protocol.Lease, error) {
+	var out protocol.Lease
+	path := fmt.Sprintf(protocol.PathStepLease, url.PathEscape(stepID))
+	_, err := c.authed(ctx, http.MethodPost, path, jsonBody(lease), "application/json", &out)
+	return out, err
+}
+
+// Trigger starts a follow-up run from a running step (cacher trigger).
+func (c *Client) Trigger(ctx context.Context, stepID string, lease protocol.LeaseRequest, runbook string, params map[string]string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var out protocol.TriggerResponse
+	path := fmt.Sprintf(protocol.PathStepTrigger, url.PathEscape(stepID))
+	_, err := c.authed(ctx, http.MethodPost, path, jsonBody(protocol.TriggerRequest{Attempt: lease.Attempt, LeaseID: lease.LeaseID,
+		Runbook: runbook, Params: params}), "application/json", &out)
+	return out.RunID, err
+}
+
+// Complete reports a step's result. One try is bounded to 10 s: a
+// connection that went dead (a path that drops packets) must not hold the
+// report; the caller retries on a fresh one.
 func (c *Client) Complete(ctx context.Context, stepID string, res protocol.StepResult) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	path := fmt.Sprintf(protocol.PathStepComplete, url.PathEscape(stepID))
 	_, err := c.authed(ctx, http.MethodPost, path, jsonBody(res), "application/json", nil)
@@ -167,12 +194,8 @@ func (c *Client) call(ctx context.Context, method, path, token string, body func
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var pe protocol.Error
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
-			pe.Error = strings.TrimSpace(string(b))
-		}
-		return resp.StatusCode, &Error{Status: resp.StatusCode, Message: pe.Error, Details: pe.Details}
+		return resp.StatusCode, errorFrom(resp.StatusCode, b)
 	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
@@ -181,6 +204,15 @@ func (c *Client) call(ctx context.Context, method, path, token string, body func
 	}
 	io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// errorFrom is the Error of a non-2xx answer with body b.
+func errorFrom(status int, b []byte) *Error {
+	var pe protocol.Error
+	if json.Unmarshal(b, &pe) != nil || pe.Error == "" {
+		pe.Error = strings.TrimSpace(string(b))
+	}
+	return &Error{Status: status, Message: pe.Error, Details: pe.Details}
 }
 
 func jsonBody(v any) func() io.Reader {

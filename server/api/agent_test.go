@@ -456,3 +456,139 @@ func TestDisabledAgentReservesNothing(t *testing.T) {
 	wantStatus(t, "enable", ts.admin(t, "POST", "/api/v1/agents/"+agent.ID+"/enable", nil), http.StatusOK)
 	agent.reserveStep(t, ts, "a")
 }
+
+// A step nobody can run says why in the run view; so do steps waiting on
+// dependencies.
+func TestRunViewSaysWhyStepsWait(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	ts.newAgent(t, "plain")
+	run := ts.createRun(t, "why", "steps:\n  - name: train\n    runs_on: [gpu]\n    command: x\n  - name: report\n    depends_on: train\n    command: x\n")
+	got := ts.getRun(t, run.ID)
+	want := map[string]string{"train": "no enabled agent with labels gpu", "report": "waiting on dependencies: train"}
+	for _, st := range got.Steps {
+		if st.Waiting != want[st.Name] {
+			t.Errorf("step %s waiting %q, want %q", st.Name, st.Waiting, want[st.Name])
+		}
+	}
+	if code := ts.admin(t, http.MethodPut, "/api/v1/projects/why", map[string]int{"max_running": -1}).Status; code != http.StatusBadRequest {
+		t.Errorf("max_running -1: %d, want 400", code)
+	}
+	res := ts.admin(t, http.MethodPut, "/api/v1/projects/why", map[string]int{"max_running": 2})
+	wantStatus(t, "put project", res, http.StatusOK)
+	var p protocol.Project
+	res.decode(t, &p)
+	if p.MaxRunning != 2 || p.Weight != 1 || p.Name != "why" {
+		t.Errorf("project %+v", p)
+	}
+}
+
+// The server masks secrets again before storing a log, even one split
+// across two uploads, and keeps offsets true (an agent that failed to mask
+// does not leak through the server).
+func TestServerMasksUploadedLogs(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "leaky")
+	const secret = "s3cr3t-value-that-leaks"
+	wantStatus(t, "set secret", ts.admin(t, "PUT", "/api/v1/projects/mask/secrets/TOKEN", map[string]string{"value": secret}), 204)
+	run := ts.createRun(t, "mask", "steps:\n  - name: a\n    command: x\n    secrets: [TOKEN]\n")
+	as := agent.reserveStep(t, ts, "a")
+	first, second := "start "+secret[:9], secret[9:]+" end "+secret+"\n"
+	wantStatus(t, "chunk 1", agent.appendLog(t, ts, as.StepID, 1, 0, first), http.StatusNoContent)
+	wantStatus(t, "chunk 2", agent.appendLog(t, ts, as.StepID, 1, int64(len(first)), second), http.StatusNoContent)
+	wantStatus(t, "chunk 2 again", agent.appendLog(t, ts, as.StepID, 1, int64(len(first)), second), http.StatusNoContent)
+	res := ts.admin(t, http.MethodGet, "/api/v1/runs/"+run.ID+"/steps/a/log", nil)
+	wantStatus(t, "get log", res, http.StatusOK)
+	stars := strings.Repeat("*", len(secret))
+	if want := "start " + stars + " end " + stars + "\n"; string(res.Body) != want {
+		t.Errorf("stored log %q, want %q", res.Body, want)
+	}
+}
+
+// The log API can prefix each line with when the agent saw it written.
+func TestStepLogWithTimestamps(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "clock")
+	run := ts.createRun(t, "times", "steps:\n  - name: a\n    command: x\n")
+	as := agent.reserveStep(t, ts, "a")
+	t0 := time.Date(2026, 11, 24, 1, 2, 3, 456e6, time.UTC).UnixMilli()
+	upload := func(offset int64, data, times string) *response {
+		path := fmt.Sprintf(protocol.PathStepLog, as.StepID) + fmt.Sprintf("?attempt=1&offset=%d&lease=%s&times=%s", offset, ts.lease(as.StepID), times)
+		return agent.call(t, ts, http.MethodPost, path, "application/octet-stream", []byte(data))
+	}
+	wantStatus(t, "chunk 1", upload(0, "one\ntwo\nthr", fmt.Sprintf("0:%d,4:%d", t0, t0+1500)), http.StatusNoContent)
+	wantStatus(t, "chunk 2", upload(11, "ee\nfour\n", fmt.Sprintf("3:%d", t0+60000)), http.StatusNoContent)
+	wantStatus(t, "times out of the chunk", upload(19, "x\n", fmt.Sprintf("5:%d", t0)), http.StatusBadRequest)
+	wantStatus(t, "times not increasing", upload(19, "x\ny\n", fmt.Sprintf("2:%d,0:%d", t0, t0)), http.StatusBadRequest)
+	res := ts.admin(t, http.MethodGet, "/api/v1/runs/"+run.ID+"/steps/a/log?timestamps=true", nil)
+	wantStatus(t, "get log", res, http.StatusOK)
+	want := "2026-11-24T01:02:03.456Z one\n2026-11-24T01:02:04.956Z two\n2026-11-24T01:02:04.956Z three\n2026-11-24T01:03:03.456Z four\n"
+	if string(res.Body) != want {
+		t.Errorf("log with timestamps:\n%s\nwant:\n%s", res.Body, want)
+	}
+}
+
+// A run's sources are validated, shown, and sealed into each assignment.
+func TestRunSourcesReachTheAgent(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "src")
+	bad := protocol.CreateRunRequest{Project: "src", Runbook: "steps:\n  - name: a\n    command: x\n",
+		Source: &protocol.Source{Type: "git", URL: "https://example.com/r.git", Commit: "not-hex"}}
+	res := ts.admin(t, http.MethodPost, "/api/v1/runs", bad)
+	wantStatus(t, "bad commit", res, http.StatusBadRequest)
+	if msg := res.errorMessage(t); !strings.Contains(msg, "source.commit") {
+		t.Errorf("error %q does not name source.commit", msg)
+	}
+	req := bad
+	req.Source = &protocol.Source{Type: "git", URL: "https://example.com/r.git", Commit: "0123abcd"}
+	req.CISource = &protocol.Source{Type: "git", URL: "https://example.com/ci.git", Ref: "main"}
+	res = ts.admin(t, http.MethodPost, "/api/v1/runs", req)
+	wantStatus(t, "create", res, http.StatusCreated)
+	var run protocol.Run
+	res.decode(t, &run)
+	if run.Source == nil || run.Source.Commit != "0123abcd" || run.CISource == nil || run.CISource.Ref != "main" {
+		t.Errorf("run view sources %+v %+v", run.Source, run.CISource)
+	}
+	as := agent.reserveStep(t, ts, "a")
+	if as.Source == nil || *as.Source != *req.Source || as.CISource == nil || *as.CISource != *req.CISource {
+		t.Errorf("assignment sources %+v %+v", as.Source, as.CISource)
+	}
+}
+
+// The queue, as JSON and as Prometheus metrics: ready steps by the labels
+// they need, the oldest one's wait, and the agents that could take them.
+func TestQueueAndMetrics(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	ts.newAgent(t, "plain")
+	ts.createRun(t, "q", "steps:\n  - name: train\n    runs_on: [gpu]\n    command: x\n  - name: a\n    command: x\n  - name: b\n    command: x\n")
+	ts.srv.SetNow(func() time.Time { return time.Now().Add(time.Minute) }) // the steps have waited a minute
+	res := ts.admin(t, http.MethodGet, "/api/v1/queue", nil)
+	wantStatus(t, "queue", res, http.StatusOK)
+	var lines []protocol.QueueLine
+	res.decode(t, &lines)
+	got := map[string]protocol.QueueLine{}
+	for _, l := range lines {
+		got[strings.Join(l.Labels, ",")] = l
+	}
+	if g := got["gpu"]; g.Ready != 1 || g.Agents != 0 || g.OldestReadySeconds < 59 || g.OldestReadySeconds > 70 {
+		t.Errorf("gpu line %+v", g)
+	}
+	if p := got[""]; p.Ready != 2 || p.Agents != 1 {
+		t.Errorf("no-label line %+v", p)
+	}
+	if res := ts.do(t, request{Method: http.MethodGet, Path: "/metrics"}); res.Status != http.StatusUnauthorized {
+		t.Errorf("unauthenticated /metrics: %d", res.Status)
+	}
+	res = ts.admin(t, http.MethodGet, "/metrics", nil)
+	wantStatus(t, "metrics", res, http.StatusOK)
+	for _, want := range []string{`baton_queue_ready_steps{labels="gpu"} 1`, `baton_queue_matching_agents{labels="gpu"} 0`,
+		`baton_queue_ready_steps{labels=""} 2`, `baton_agents{state="enabled"} 1`, "# TYPE baton_queue_oldest_ready_seconds gauge"} {
+		if !strings.Contains(string(res.Body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, res.Body)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Logger.InfoContext(r.Context(), "agent registered", slog.String("agent_id", agent.ID), slog.String("agent_name", agent.Name))
 	s.Control.Notify(agent.ID, control.EventState) // an agent restarting under the same id
-	writeJSON(w, http.StatusOK, protocol.RegisterResponse{AgentID: agent.ID, Config: s.AgentConfig,
+	writeJSON(w, http.StatusOK, protocol.RegisterResponse{AgentID: agent.ID, Config: s.configFor(agent),
 		ServerKey: s.SigningKey.Public().(ed25519.PublicKey)})
 }
 
@@ -116,7 +116,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]protocol.Agent, len(agents))
 	for i, a := range agents {
-		out[i] = agentView(a)
+		out[i] = s.agentView(a)
 		out[i].Connected = s.Control.Connected(a.ID)
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -128,7 +128,7 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v := agentView(a)
+	v := s.agentView(a)
 	v.Connected = s.Control.Connected(a.ID)
 	running, err := s.Agents.RunningSteps(r.Context(), a.ID)
 	if err != nil {
@@ -150,7 +150,7 @@ func (s *Server) setAgentState(state server.AgentState) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		s.Control.Notify(id, control.EventState)
+		s.Control.Notify(id, stateEvents[state])
 		s.Wake.Notify() // its held reserve polls look at its state again
 		s.Logger.InfoContext(r.Context(), "agent state set", slog.String("agent_id", id), slog.String("state", string(state)))
 		if state == server.AgentDeleted {
@@ -159,6 +159,52 @@ func (s *Server) setAgentState(state server.AgentState) http.HandlerFunc {
 		}
 		s.getAgent(w, r)
 	}
+}
+
+// stateEvents names the control hint for each state an admin sets.
+var stateEvents = map[server.AgentState]string{
+	server.AgentEnabled: control.EventEnable, server.AgentDisabled: control.EventDisable,
+	server.AgentDraining: control.EventDrain, server.AgentDeleted: control.EventDelete,
+}
+
+// setAgentSettings replaces an agent's own config values and hints the
+// agent to read its new config: PUT /api/v1/agents/{id}/config.
+func (s *Server) setAgentSettings(w http.ResponseWriter, r *http.Request) {
+	var req protocol.AgentSettings
+	if err := decodeJSON(r, 4<<10, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	settings := server.AgentSettings{PoolSize: req.PoolSize}
+	if req.EvictionTime != "" {
+		d, err := time.ParseDuration(req.EvictionTime)
+		if err != nil {
+			s.writeError(w, r, server.Errorf(server.EINVALID, "eviction_time %q: use a duration such as 10m", req.EvictionTime))
+			return
+		}
+		settings.EvictionTime = d
+	}
+	id := chi.URLParam(r, "id")
+	if err := s.Agents.SetAgentSettings(r.Context(), id, settings); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.Control.Notify(id, control.EventConfig)
+	s.Logger.InfoContext(r.Context(), "agent config set", slog.String("agent_id", id),
+		slog.Int("pool_size", settings.PoolSize), slog.Duration("eviction_time", settings.EvictionTime))
+	s.getAgent(w, r)
+}
+
+// configFor is the server's agent config with the agent's settings applied.
+func (s *Server) configFor(a *server.Agent) protocol.AgentConfig {
+	cfg := s.AgentConfig
+	if a.Settings.PoolSize > 0 {
+		cfg.PoolSize = a.Settings.PoolSize
+	}
+	if a.Settings.EvictionTime > 0 {
+		cfg.EvictionTime = a.Settings.EvictionTime
+	}
+	return cfg
 }
 
 // events is the agent's control channel (server-sent events).
@@ -173,14 +219,20 @@ func (s *Server) agentState(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, protocol.AgentState{State: string(agentFrom(r.Context()).State), Config: s.AgentConfig})
+	agent := agentFrom(r.Context())
+	writeJSON(w, http.StatusOK, protocol.AgentState{State: string(agent.State), Config: s.configFor(agent)})
 }
 
-func agentView(a *server.Agent) protocol.Agent {
+func (s *Server) agentView(a *server.Agent) protocol.Agent {
 	labels := a.Labels
 	if labels == nil {
 		labels = []string{}
 	}
-	return protocol.Agent{ID: a.ID, Name: a.Name, Version: a.Version, Labels: labels, State: string(a.State),
+	v := protocol.Agent{ID: a.ID, Name: a.Name, Version: a.Version, Labels: labels, State: string(a.State),
+		Config: s.configFor(a), Settings: protocol.AgentSettings{PoolSize: a.Settings.PoolSize},
 		CreatedAt: a.CreatedAt, LastSeen: a.LastSeen}
+	if a.Settings.EvictionTime > 0 {
+		v.Settings.EvictionTime = a.Settings.EvictionTime.String()
+	}
+	return v
 }

@@ -19,12 +19,25 @@ import (
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
-// Server holds what the handlers need. Every field is required except UI.
+// Server holds what the handlers need. Every field is required except UI
+// and the artifact fields.
 type Server struct {
 	Runs     server.RunStore
 	Dispatch server.Dispatcher
 	Agents   server.AgentStore
 	Secrets  server.SecretStore
+	Projects server.ProjectStore
+	Hooks    server.HookStore
+	// Notifications is the outbox of signed state-change webhooks.
+	Notifications server.NotificationStore
+	// Queue reports the ready steps by labels.
+	Queue server.QueueStore
+	// Audit keeps who did what to runs.
+	Audit server.AuditStore
+	// Schedules keeps cron schedules (see RunSchedules).
+	Schedules server.ScheduleStore
+	// Repos reads runbooks from project repositories for webhooks.
+	Repos RepoReader
 	// Box seals project secrets at rest.
 	Box        *secretbox.Box
 	AdminToken string
@@ -39,8 +52,20 @@ type Server struct {
 	Control *control.Hub
 	// Ping, if set, is what /readyz checks (the database answers).
 	Ping func(context.Context) error
+	// Artifacts and ArtifactFiles keep what steps store with cacher; when
+	// either is nil the artifact routes answer 503.
+	Artifacts     server.ArtifactStore
+	ArtifactFiles ArtifactFiles
+	// ArtifactMaxBytes bounds one artifact (0: DefaultArtifactMaxBytes).
+	ArtifactMaxBytes int64
+	// ArtifactRetention is how long a run's artifacts are kept after it
+	// finished (0: DefaultArtifactRetention).
+	ArtifactRetention time.Duration
+	artifactLocks     keyLocks
 
-	now func() time.Time
+	now      func() time.Time
+	maskers  maskers
+	hookWake chan struct{}
 }
 
 // Router returns the complete HTTP handler.
@@ -48,11 +73,15 @@ func (s *Server) Router() http.Handler {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.hookWake == nil {
+		s.hookWake = make(chan struct{}, 1)
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.Recoverer)
 
 	r.Get("/livez", s.live)
 	r.Get("/readyz", s.ready)
+	r.With(s.requireAdmin).Get("/metrics", s.metrics)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -62,26 +91,47 @@ func (s *Server) Router() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, protocol.Error{Error: r.Method + " is not allowed on " + r.URL.Path})
 		})
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireAdmin)
+			r.Use(s.requireAdmin, s.auditAdmin)
 			r.Post("/registration-tokens", s.createRegistrationToken)
 			r.Get("/registration-tokens", s.listRegistrationTokens)
 			r.Delete("/registration-tokens/{id}", s.revokeRegistrationToken)
 			r.Post("/runs", s.createRun)
 			r.Get("/runs/{id}", s.getRun)
 			r.Post("/runs/{id}/resume", s.resumeRun)
+			r.Post("/runs/{id}/cancel", s.cancelRun)
+			r.Post("/runs/{id}/retry", s.retryRun)
+			r.Get("/runs/{id}/audit", s.getAudit)
+			r.Post("/runs/{id}/trust", s.trustRun)
+			r.Get("/queue", s.getQueue)
+			r.Get("/audit", s.getAuditLog)
 			r.Post("/runs/{id}/steps/{name}/approve", s.decideApproval(true))
 			r.Post("/runs/{id}/steps/{name}/reject", s.decideApproval(false))
 			r.Get("/runs/{id}/steps/{name}/log", s.getStepLog)
+			r.Post("/projects", s.createProject)
+			r.Get("/projects/{project}", s.getProject)
+			r.Put("/projects/{project}", s.putProject)
+			r.Put("/projects/{project}/webhook-secret", s.putHiddenSecret(webhookSecretName, "webhook secret"))
+			r.Put("/projects/{project}/notify-secret", s.putHiddenSecret(notifySecretName, "notify secret"))
+			r.Get("/projects/{project}/schedules", s.listSchedules)
+			r.Put("/projects/{project}/schedules/{name}", s.putSchedule)
+			r.Delete("/projects/{project}/schedules/{name}", s.deleteSchedule)
 			r.Get("/projects/{project}/secrets", s.listSecrets)
 			r.Put("/projects/{project}/secrets/{name}", s.putSecret)
 			r.Delete("/projects/{project}/secrets/{name}", s.deleteSecret)
+			r.Get("/projects/{project}/environments/{env}/secrets", s.listSecrets)
+			r.Put("/projects/{project}/environments/{env}/secrets/{name}", s.putSecret)
+			r.Delete("/projects/{project}/environments/{env}/secrets/{name}", s.deleteSecret)
 			r.Get("/agents", s.listAgents)
 			r.Get("/agents/{id}", s.getAgent)
 			r.Post("/agents/{id}/enable", s.setAgentState(server.AgentEnabled))
 			r.Post("/agents/{id}/disable", s.setAgentState(server.AgentDisabled))
 			r.Post("/agents/{id}/drain", s.setAgentState(server.AgentDraining))
 			r.Delete("/agents/{id}", s.setAgentState(server.AgentDeleted))
+			r.Put("/agents/{id}/config", s.setAgentSettings)
+			r.Get("/openapi.json", s.openAPI)
 		})
+		// Webhooks authenticate by the delivery's signature.
+		r.Post("/hooks/{provider}/{project}", s.receiveHook)
 		r.Route("/agent", func(r chi.Router) {
 			r.Post("/register", s.register)
 			r.Post("/token", s.issueToken)
@@ -92,6 +142,11 @@ func (s *Server) Router() http.Handler {
 				r.Get("/state", s.agentState)
 				r.Post("/steps/{id}/log", s.appendLog)
 				r.Post("/steps/{id}/complete", s.completeStep)
+				r.Post("/steps/{id}/lease", s.renewLease)
+				r.Post("/steps/{id}/trigger", s.triggerRun)
+				r.Put("/steps/{id}/artifacts/*", s.putArtifact)
+				r.Get("/steps/{id}/artifacts/*", s.getArtifact)
+				r.Delete("/steps/{id}/artifacts/*", s.deleteArtifact)
 			})
 		})
 	})

@@ -15,13 +15,16 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/artifacts"
 	"github.com/baton-ci/baton/server/control"
+	"github.com/baton-ci/baton/server/gitcache"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
 	"github.com/baton-ci/baton/shared/envelope"
@@ -42,9 +45,30 @@ type testServer struct {
 	client *http.Client
 	// key signs agent access tokens.
 	key ed25519.PrivateKey
+	// leases remembers the lease of every step reserved, by step id, so
+	// the test agents' step calls carry it.
+	leases sync.Map
+	// srv is the server under test; artifacts is where it keeps artifact content.
+	srv       *api.Server
+	artifacts string
+}
+
+// lease is the lease id issued for stepID, or one never issued.
+func (ts *testServer) lease(stepID string) string {
+	v, ok := ts.leases.Load(stepID)
+	if !ok {
+		return "never-issued"
+	}
+	return v.(string)
 }
 
 func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	return newTestServerWith(t, nil)
+}
+
+// newTestServerWith lets configure change the server before it serves.
+func newTestServerWith(t *testing.T, configure func(*api.Server)) *testServer {
 	t.Helper()
 	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "baton.db"))
 	if err != nil {
@@ -60,6 +84,7 @@ func newTestServer(t *testing.T) *testServer {
 		Dispatch:    db,
 		Agents:      db,
 		Secrets:     db,
+		Projects:    db,
 		Control:     control.New(time.Second, slog.New(slog.DiscardHandler)),
 		Box:         testBox(t),
 		AdminToken:  adminToken,
@@ -68,9 +93,25 @@ func newTestServer(t *testing.T) *testServer {
 		Wake:        api.NewWake(),
 		Logger:      slog.New(slog.DiscardHandler),
 	}
+	artifactDir := filepath.Join(t.TempDir(), "artifacts")
+	files, err := artifacts.Open(artifactDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Artifacts, srv.ArtifactFiles = db, files
+	srv.Hooks, srv.Schedules, srv.Audit, srv.Queue, srv.Notifications = db, db, db, db, db
+	if srv.Repos, err = gitcache.New(filepath.Join(t.TempDir(), "git")); err != nil {
+		t.Fatal(err)
+	}
+	if configure != nil {
+		configure(srv)
+	}
 	hs := httptest.NewServer(srv.Router())
+	hookCtx, stopHooks := context.WithCancel(context.Background())
+	go srv.ProcessHooks(hookCtx)
+	t.Cleanup(stopHooks)
 	t.Cleanup(hs.Close) // runs before db.Close
-	return &testServer{URL: hs.URL, client: hs.Client(), key: key}
+	return &testServer{URL: hs.URL, client: hs.Client(), key: key, srv: srv, artifacts: artifactDir}
 }
 
 // response is a finished HTTP exchange.
@@ -110,6 +151,7 @@ type request struct {
 	Auth        string // the whole Authorization header, if any
 	ContentType string
 	Body        []byte
+	Header      map[string]string // more headers
 }
 
 func (ts *testServer) do(t *testing.T, req request) *response {
@@ -123,6 +165,9 @@ func (ts *testServer) do(t *testing.T, req request) *response {
 	}
 	if req.ContentType != "" {
 		hr.Header.Set("Content-Type", req.ContentType)
+	}
+	for k, v := range req.Header {
+		hr.Header.Set(k, v)
 	}
 	res, err := ts.client.Do(hr)
 	if err != nil {
@@ -312,12 +357,15 @@ func (a *testAgent) reserveStep(t *testing.T, ts *testServer, want string) proto
 
 func (a *testAgent) appendLog(t *testing.T, ts *testServer, stepID string, attempt int, offset int64, data string) *response {
 	t.Helper()
-	path := fmt.Sprintf(protocol.PathStepLog, stepID) + fmt.Sprintf("?attempt=%d&offset=%d", attempt, offset)
+	path := fmt.Sprintf(protocol.PathStepLog, stepID) + fmt.Sprintf("?attempt=%d&offset=%d&lease=%s", attempt, offset, ts.lease(stepID))
 	return a.call(t, ts, http.MethodPost, path, "application/octet-stream", []byte(data))
 }
 
 func (a *testAgent) complete(t *testing.T, ts *testServer, stepID string, res protocol.StepResult) *response {
 	t.Helper()
+	if res.LeaseID == "" {
+		res.LeaseID = ts.lease(stepID)
+	}
 	return a.call(t, ts, http.MethodPost, fmt.Sprintf(protocol.PathStepComplete, stepID), "application/json", mustJSON(t, res))
 }
 
@@ -758,6 +806,7 @@ func (a *testAgent) open(t *testing.T, ts *testServer, res *response) protocol.A
 	t.Helper()
 	var rsv protocol.Reservation
 	res.decode(t, &rsv)
+	ts.leases.Store(rsv.StepID, rsv.LeaseID)
 	plain, err := envelope.Open(a.HPKE, ts.key.Public().(ed25519.PublicKey),
 		envelope.Binding{AgentID: a.ID, StepID: rsv.StepID, Attempt: rsv.Attempt}, rsv.Sealed)
 	if err != nil {

@@ -46,8 +46,35 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	// held is the hop count of a wake this poll got and has not used: it
+	// is passed on when the poll takes no step, so another agent gets to look.
+	held := -1
+	var waiter *Waiter
+	// release unregisters the current waiter, keeping a wake that reached
+	// it meanwhile.
+	release := func() {
+		if waiter == nil {
+			return
+		}
+		waiter.Stop()
+		select {
+		case h := <-waiter.C():
+			if h > held {
+				held = h
+			}
+		default:
+		}
+		waiter = nil
+	}
+	defer func() {
+		release()
+		if held >= 0 {
+			s.Wake.Pass(held, nil)
+		}
+	}()
 	for first := true; ; first = false {
-		woken := s.Wake.C()
+		release()
+		waiter = s.Wake.Wait()
 		// An admin may disable the agent while it waits: after the first
 		// round (requireAgent just read it), ask again each time.
 		cur := agent
@@ -62,29 +89,31 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, server.Errorf(server.ECONFLICT, "agent is %s: it takes no work", cur.State))
 			return
 		}
-		step, run, err := s.Dispatch.ReserveStep(ctx, agent.ID)
+		step, run, err := s.Dispatch.ReserveStep(ctx, agent.ID, s.AgentConfig.LeaseLength)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		if step != nil {
-			secrets, err := s.openSecrets(r, run.Project, step.Secrets)
+			held = -1 // the wake was used
+			secrets, err := s.openSecrets(r, run.Project, step.Environment, step.Secrets)
 			if err != nil {
 				// The step cannot run: fail it now rather than hand it out
 				// without its secrets, and look for other work.
 				s.Logger.ErrorContext(ctx, "step secrets", slog.String("step_id", step.ID), slog.Any("err", err))
 				if _, cerr := s.Dispatch.CompleteStep(ctx, server.StepResult{StepID: step.ID, AgentID: agent.ID,
-					Attempt: step.Attempt, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
+					Attempt: step.Attempt, LeaseID: step.LeaseID, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
 					s.writeError(w, r, cerr)
 					return
 				}
 				continue
 			}
+			s.maskers.put(step.ID, step.Attempt, secrets)
 			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
 				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
 			asg := protocol.Assignment{
 				StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
-				Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout,
+				LeaseID: step.LeaseID, Source: wireSource(run.Source), CISource: wireSource(run.CISource), Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout, Memory: step.Memory, NanoCPUs: step.NanoCPUs,
 			}
 			plain, err := json.Marshal(asg)
 			if err != nil {
@@ -97,8 +126,13 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, r, err)
 				return
 			}
-			writeJSON(w, http.StatusOK, protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt, Sealed: sealed})
+			writeJSON(w, http.StatusOK, protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt,
+				LeaseID: step.LeaseID, Sealed: sealed})
 			return
+		}
+		if held >= 0 {
+			s.Wake.Pass(held, waiter) // nothing here for this agent: let the next look
+			held = -1
 		}
 		pause := rescanEvery/2 + rand.N(rescanEvery)
 		// A step waiting out a retry delay wakes nobody: wait for it too.
@@ -107,8 +141,10 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		}
 		rescan := time.NewTimer(pause)
 		select {
-		case <-woken:
+		case held = <-waiter.C():
+			waiter = nil // woken: no longer registered
 		case <-rescan.C:
+			release()
 		case <-deadline.C:
 			rescan.Stop()
 			w.WriteHeader(http.StatusNoContent)
@@ -125,7 +161,8 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 }
 
 // appendLog stores a chunk of a running step's output:
-// POST /api/v1/agent/steps/{id}/log?attempt=N&offset=BYTES with the raw bytes.
+// POST /api/v1/agent/steps/{id}/log?attempt=N&lease=ID&offset=BYTES[&times=...]
+// with the raw bytes; times are the chunk's line times (protocol.FormatLineTimes).
 func (s *Server) appendLog(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	attempt, err1 := strconv.Atoi(q.Get("attempt"))
@@ -134,12 +171,27 @@ func (s *Server) appendLog(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, server.Errorf(server.EINVALID, "attempt and offset query parameters must be non-negative integers"))
 		return
 	}
+	lease := server.Lease{StepID: chi.URLParam(r, "id"), AgentID: agentFrom(r.Context()).ID, Attempt: attempt, ID: q.Get("lease")}
+	if lease.ID == "" {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "the lease query parameter is required"))
+		return
+	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLogChunk))
 	if err != nil {
 		s.writeError(w, r, server.Errorf(server.EINVALID, "log chunk: %v (limit %d bytes)", err, maxLogChunk))
 		return
 	}
-	if err := s.Dispatch.AppendLog(r.Context(), chi.URLParam(r, "id"), agentFrom(r.Context()).ID, attempt, offset, data); err != nil {
+	times, err := protocol.ParseLineTimes(q.Get("times"), len(data))
+	if err != nil {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "times: %v", err))
+		return
+	}
+	redact, err := s.redactorFor(r.Context(), lease)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.Dispatch.AppendLog(r.Context(), lease, offset, data, protocol.FormatLineTimes(times), redact); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -163,19 +215,22 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if res.LeaseID == "" {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "lease_id is required"))
+		return
+	}
 	agent := agentFrom(r.Context())
 	stepID := chi.URLParam(r, "id")
 	ready, err := s.Dispatch.CompleteStep(r.Context(), server.StepResult{
-		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ExitCode: res.ExitCode, Reason: res.Reason, Error: res.Error,
-		Outputs: res.Outputs,
+		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, LeaseID: res.LeaseID, ExitCode: res.ExitCode,
+		Reason: res.Reason, Error: res.Error, Outputs: res.Outputs,
 	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if ready > 0 {
-		s.Wake.Notify()
-	}
+	s.maskers.drop(stepID, res.Attempt)
+	s.Wake.NotifyN(ready)
 	attrs := []any{slog.String("step_id", stepID), slog.String("agent_id", agent.ID), slog.Int("attempt", res.Attempt)}
 	if res.ExitCode != nil {
 		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))

@@ -17,6 +17,7 @@ var statusOf = map[string]int{
 	server.EUNAUTHORIZED: http.StatusUnauthorized,
 	server.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	server.EINTERNAL:     http.StatusInternalServerError,
+	server.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 }
 
 // writeError renders err: domain errors with their message, anything else as

@@ -23,8 +23,14 @@ import (
 
 // Event kinds on the control channel.
 const (
-	EventState = "state" // the agent's desired state or config changed: GET /api/v1/agent/state
-	EventPing  = "ping"  // the channel is alive
+	EventState   = "state"   // look at what the server wants: GET /api/v1/agent/state
+	EventEnable  = "enable"  // an admin enabled the agent (read the state)
+	EventDisable = "disable" // an admin disabled the agent (read the state)
+	EventDrain   = "drain"   // an admin asked the agent to drain (read the state)
+	EventDelete  = "delete"  // an admin deleted the agent (read the state)
+	EventConfig  = "config"  // the agent's config changed (read the state)
+	EventCancel  = "cancel"  // a step it runs was cancelled: renew leases now
+	EventPing    = "ping"    // the channel is alive
 )
 
 // Hub serves agents' control streams and publishes hints to them.
@@ -35,6 +41,7 @@ type Hub struct {
 
 	mu        sync.Mutex
 	connected map[string]int // agent id -> open streams
+	broadcast func(agentID, kind string)
 }
 
 // New returns a Hub. writeTimeout bounds every write to an agent.
@@ -77,9 +84,30 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, agentID string) {
 	h.sse.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout}, r)
 }
 
-// Notify sends a hint to an agent if it is connected; a missed hint is
-// harmless, the agent asks for its state whenever it connects.
+// SetBroadcast makes every Notify also call f, which passes the hint to the
+// other server replicas, where the agent may be connected (PostgreSQL
+// NOTIFY); they Deliver it. f must not block.
+func (h *Hub) SetBroadcast(f func(agentID, kind string)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.broadcast = f
+}
+
+// Notify sends a hint to an agent, here if it is connected and through the
+// other replicas; a missed hint is harmless, the agent asks for its state
+// whenever it connects.
 func (h *Hub) Notify(agentID, kind string) {
+	h.mu.Lock()
+	broadcast := h.broadcast
+	h.mu.Unlock()
+	if broadcast != nil {
+		broadcast(agentID, kind)
+	}
+	h.Deliver(agentID, kind)
+}
+
+// Deliver sends a hint to an agent if it is connected to this replica.
+func (h *Hub) Deliver(agentID, kind string) {
 	if !h.Connected(agentID) {
 		return
 	}

@@ -104,3 +104,49 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 		t.Errorf("slowest delivery %s; a stalled agent must not delay the others by more than 100 ms", slowest)
 	}
 }
+
+// Notify passes every hint to the broadcast hook (the agent may be connected
+// to another replica), connected here or not; Deliver, for hints from other
+// replicas, only reaches agents connected here.
+func TestNotifyBroadcastsDeliverDoesNot(t *testing.T) {
+	t.Parallel()
+	hub := control.New(time.Second, slog.New(slog.DiscardHandler))
+	defer hub.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.Serve(w, r, r.URL.Query().Get("agent"))
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var sent []string
+	hub.SetBroadcast(func(agentID, kind string) {
+		mu.Lock()
+		defer mu.Unlock()
+		sent = append(sent, agentID+" "+kind)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan string, 4)
+	listen(ctx, t, srv.URL+"/?agent=here", got)
+	for !hub.Connected("here") {
+		if ctx.Err() != nil {
+			t.Fatal("agent did not connect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	hub.Notify("elsewhere", control.EventDisable)
+	hub.Deliver("here", control.EventCancel)
+	select {
+	case kind := <-got:
+		if kind != control.EventCancel {
+			t.Errorf("delivered %q, want %q", kind, control.EventCancel)
+		}
+	case <-ctx.Done():
+		t.Fatal("Deliver reached nobody")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(sent) != "[elsewhere disable]" {
+		t.Errorf("broadcast %q, want only the Notify", sent)
+	}
+}

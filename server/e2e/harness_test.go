@@ -146,7 +146,13 @@ type server struct {
 
 func startServer(t *testing.T, addr, dataDir string, extra ...string) *server {
 	t.Helper()
-	p := start(t, "baton-server", append([]string{"baton-server", "--addr", addr, "--data-dir", dataDir}, extra...))
+	return startNamedServer(t, "baton-server", addr, dataDir, extra...)
+}
+
+// startNamedServer starts a server whose output is labelled name.
+func startNamedServer(t *testing.T, name, addr, dataDir string, extra ...string) *server {
+	t.Helper()
+	p := start(t, name, append([]string{"baton-server", "--addr", addr, "--data-dir", dataDir}, extra...))
 	s := &server{proc: p, addr: addr, dataDir: dataDir, url: "http://" + addr}
 	waitFor(t, 30*time.Second, "baton-server ready", func() bool {
 		select {

@@ -64,9 +64,10 @@ func (s *DB) RevokeRegistrationToken(ctx context.Context, id string) error {
 // RegisterAgent creates the agent, or refreshes a known one presenting the
 // same signing key. The registration token must exist in both cases.
 func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byte) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
+		// Locked: two new agents must not both spend a token's last use.
 		var tok registrationTokenRow
-		if err := tx.Where("hash = ?", tokenHash).Take(&tok).Error; err != nil {
+		if err := s.locking(tx).Where("hash = ?", tokenHash).Take(&tok).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return server.Errorf(server.EUNAUTHORIZED, "registration token is not valid")
 			}
@@ -90,7 +91,7 @@ func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byt
 			}
 			row = agentRow{
 				ID: a.ID, Name: a.Name, Version: a.Version, Labels: labelsJSON, State: string(server.AgentEnabled),
-				SigningKey: a.SigningKey, HPKEKey: a.HPKEKey, CreatedAt: now, LastSeen: now,
+				SigningKey: a.SigningKey, HPKEKey: a.HPKEKey, CreatedAt: now, LastSeen: now, Config: "{}",
 			}
 			if err := tx.Create(&row).Error; err != nil {
 				return fmt.Errorf("insert agent: %w", err)
@@ -141,15 +142,36 @@ func (s *DB) ListAgents(ctx context.Context) ([]*server.Agent, error) {
 
 // SetAgentState records an admin's decision about an agent.
 func (s *DB) SetAgentState(ctx context.Context, id string, state server.AgentState) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
 		var row agentRow
-		if err := tx.Where("id = ?", id).Take(&row).Error; err != nil {
+		if err := s.locking(tx).Where("id = ?", id).Take(&row).Error; err != nil {
 			return notFound(err, "agent %q not found", id)
 		}
 		if row.State == string(server.AgentDeleted) && state != server.AgentDeleted {
 			return server.Errorf(server.ECONFLICT, "agent %s was deleted; register a new one", id)
 		}
 		return tx.Model(&agentRow{}).Where("id = ?", id).Update("state", state).Error
+	})
+}
+
+// SetAgentSettings replaces an agent's settings.
+func (s *DB) SetAgentSettings(ctx context.Context, id string, settings server.AgentSettings) error {
+	if err := settings.Validate(); err != nil {
+		return err
+	}
+	cfg, err := json.Marshal(settings)
+	if err != nil {
+		return err
+	}
+	return s.transaction(ctx, func(tx *gorm.DB) error {
+		var row agentRow
+		if err := s.locking(tx).Where("id = ?", id).Take(&row).Error; err != nil {
+			return notFound(err, "agent %q not found", id)
+		}
+		if row.State == string(server.AgentDeleted) {
+			return server.Errorf(server.ECONFLICT, "agent %s was deleted", id)
+		}
+		return tx.Model(&agentRow{}).Where("id = ?", id).Update("config", string(cfg)).Error
 	})
 }
 

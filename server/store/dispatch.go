@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -15,52 +17,149 @@ import (
 	"github.com/baton-ci/baton/shared/runbook"
 )
 
-// ReserveStep moves the first reservable Ready step to Running for agentID
-// with one conditional UPDATE, so two agents can never take the same step,
-// records the attempt, and marks the run running. Reservable: past any retry
-// delay, and every runs_on label is among the agent's. First: highest
-// priority, then oldest run, then runbook order.
-func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *server.Run, error) {
+// pickProject chooses whose step runs next, among projects with a step
+// the agent can take now and below their concurrency limit: the highest
+// step priority first, then the smallest share in use (running steps /
+// weight), then the project served longest ago. So one project with 10,000
+// queued steps cannot starve another: each reservation goes to the
+// project using the least of the fleet. It lists a few candidates, best
+// first: with several replicas, the best one's steps may all be being
+// reserved by others at this moment.
+func (d *dialect) pickProject() string {
+	return `WITH cand AS (
+	SELECT p.id, p.max_running, p.weight, p.served,
+		(SELECT MAX(s.priority) FROM steps s WHERE s.project_id = p.id AND s.state = ? AND s.not_before <= ? AND ` + d.agentHasLabels + `) AS top,
+		(SELECT COUNT(*) FROM steps r WHERE r.project_id = p.id AND r.state = ?) AS running
+	FROM projects p)
+SELECT id FROM cand WHERE top IS NOT NULL AND (max_running = 0 OR running < max_running)
+ORDER BY top DESC, ` + d.share + `, served, id LIMIT 4`
+}
+
+// reserveInProject is the one conditional UPDATE that takes a project's best
+// step for an agent (highest priority, then oldest run, then runbook order).
+// On PostgreSQL its subquery skips steps other transactions are reserving
+// (FOR NO KEY UPDATE SKIP LOCKED), and the outer state check holds under READ
+// COMMITTED, so two replicas can never take the same step.
+func (d *dialect) reserveInProject() string {
+	return `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
+		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
+		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
+	WHERE id = (SELECT s.id FROM steps s WHERE s.project_id = ? AND s.state = ? AND s.not_before <= ? AND ` + d.agentHasLabels + `
+		ORDER BY s.priority DESC, s.run_id, s.idx LIMIT 1` + d.skipLocked + `) AND state = ?
+	RETURNING *`
+}
+
+// ReserveStep gives agentID the next step in the fair queue (see
+// pickProject; within the project: highest priority, then oldest run, then
+// runbook order) with one conditional UPDATE, so two agents can never take
+// the same step; it issues a new lease, records the attempt, and marks the
+// run running. Nothing is reserved while maxRunning steps run fleet-wide
+// (0: no limit). The step's deadline on the server's clock is its timeout
+// plus one lease length, the budget for the agent to stop it and report.
+//
+// With several replicas (PostgreSQL), the limits stay exact: a global limit
+// makes reservations take turns on an advisory lock, and a reservation
+// locks its project's row before it counts the project's running steps.
+func (s *DB) ReserveStep(ctx context.Context, agentID string, lease time.Duration) (*server.Step, *server.Run, error) {
 	var step *server.Step
 	var run *server.Run
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		step, run = nil, nil
 		now := s.now()
-		var rows []stepRow
-		err := tx.Raw(`UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
-				exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0
-			WHERE id = (SELECT id FROM steps WHERE state = ? AND not_before <= ?
-				AND NOT EXISTS (SELECT 1 FROM json_each(steps.runs_on) need
-					WHERE need.value NOT IN (SELECT have.value FROM agents a, json_each(a.labels) have WHERE a.id = ?))
-				ORDER BY priority DESC, run_id, idx LIMIT 1) AND state = ?
-			RETURNING *`,
-			engine.StepRunning, agentID, now, engine.StepReady, now.UnixMilli(), agentID, engine.StepReady).Scan(&rows).Error
-		if err != nil {
-			return fmt.Errorf("reserve step: %w", err)
+		if s.MaxRunning > 0 {
+			if s.d.locks {
+				if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, lockPool).Error; err != nil {
+					return fmt.Errorf("lock the pool: %w", err)
+				}
+			}
+			var running int64
+			if err := tx.Model(&stepRow{}).Where("state = ?", engine.StepRunning).Count(&running).Error; err != nil {
+				return fmt.Errorf("count running steps: %w", err)
+			}
+			if running >= int64(s.MaxRunning) {
+				return nil
+			}
 		}
-		if len(rows) == 0 {
-			return nil
+		var projects []string
+		if err := tx.Raw(s.d.pickProject(), engine.StepReady, now.UnixMilli(), agentID, engine.StepRunning).Scan(&projects).Error; err != nil {
+			return fmt.Errorf("pick project: %w", err)
 		}
-		if step, err = rows[0].domain(); err != nil {
-			return err
+		for _, project := range projects {
+			var err error
+			if step, run, err = s.reserveIn(tx, project, agentID, now, lease); err != nil || step != nil {
+				return err
+			}
 		}
-		att := attemptRow{StepID: step.ID, Attempt: step.Attempt, RunID: step.RunID, AgentID: agentID,
-			State: string(engine.StepRunning), StartedAt: now}
-		if err := tx.Create(&att).Error; err != nil {
-			return fmt.Errorf("record attempt %d of step %s: %w", step.Attempt, step.ID, err)
-		}
-		if err := tx.Model(&runRow{}).Where("id = ? AND state = ?", step.RunID, engine.RunPending).
-			Updates(map[string]any{"state": engine.RunRunning, "started_at": now}).Error; err != nil {
-			return fmt.Errorf("start run %s: %w", step.RunID, err)
-		}
-		var project []string
-		if err := tx.Raw(`SELECT p.name FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?`, step.RunID).
-			Scan(&project).Error; err != nil || len(project) != 1 {
-			return fmt.Errorf("project of run %s: %v", step.RunID, err)
-		}
-		run = &server.Run{ID: step.RunID, Project: project[0]}
 		return nil
 	})
+	if err != nil || step == nil {
+		return nil, nil, err
+	}
+	return step, run, nil
+}
+
+// reserveIn reserves the project's best step for the agent, if it has one
+// the agent can take and is below its concurrency limit.
+func (s *DB) reserveIn(tx *gorm.DB, projectID, agentID string, now time.Time, lease time.Duration) (*server.Step, *server.Run, error) {
+	var p projectRow
+	if err := s.locking(tx).Where("id = ?", projectID).Take(&p).Error; err != nil {
+		return nil, nil, fmt.Errorf("project %s: %w", projectID, err)
+	}
+	if p.MaxRunning > 0 {
+		var running int64
+		if err := tx.Model(&stepRow{}).Where("project_id = ? AND state = ?", projectID, engine.StepRunning).Count(&running).Error; err != nil {
+			return nil, nil, fmt.Errorf("count running steps of project %s: %w", p.Name, err)
+		}
+		if running >= int64(p.MaxRunning) {
+			return nil, nil, nil
+		}
+	}
+	leaseID := uuid.NewString()
+	expires := ceilMilli(now.Add(lease))
+	var rows []stepRow
+	if err := tx.Raw(s.d.reserveInProject(), engine.StepRunning, agentID, now, leaseID, expires, expires,
+		projectID, engine.StepReady, now.UnixMilli(), agentID, engine.StepReady).Scan(&rows).Error; err != nil {
+		return nil, nil, fmt.Errorf("reserve step: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, nil, nil // another replica took the last one meanwhile
+	}
+	// served orders projects with equal shares: the one served longest ago
+	// goes first.
+	if err := tx.Exec(`UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, projectID).Error; err != nil {
+		return nil, nil, fmt.Errorf("serve project %s: %w", p.Name, err)
+	}
+	step, err := rows[0].domain()
 	if err != nil {
+		return nil, nil, err
+	}
+	att := attemptRow{StepID: step.ID, Attempt: step.Attempt, RunID: step.RunID, AgentID: agentID,
+		State: string(engine.StepRunning), LeaseID: leaseID, StartedAt: now}
+	if err := tx.Create(&att).Error; err != nil {
+		return nil, nil, fmt.Errorf("record attempt %d of step %s: %w", step.Attempt, step.ID, err)
+	}
+	started := tx.Model(&runRow{}).Where("id = ? AND state IN ?", step.RunID, []engine.RunState{engine.RunPending, engine.RunWaiting}).
+		Updates(map[string]any{"state": engine.RunRunning, "started_at": now})
+	if started.Error != nil {
+		return nil, nil, fmt.Errorf("start run %s: %w", step.RunID, started.Error)
+	}
+	if started.RowsAffected == 1 {
+		if err := s.notify(tx, step.RunID, "", string(engine.RunRunning), ""); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.notify(tx, step.RunID, step.Name, string(engine.StepRunning), ""); err != nil {
+		return nil, nil, err
+	}
+	run := &server.Run{ID: step.RunID, Project: p.Name}
+	var found []struct{ Source, CiSource string }
+	if err := tx.Raw(`SELECT source, ci_source FROM runs WHERE id = ?`, step.RunID).Scan(&found).Error; err != nil || len(found) != 1 {
+		return nil, nil, fmt.Errorf("sources of run %s: %v", step.RunID, err)
+	}
+	if run.Source, err = sourceOf(found[0].Source); err != nil {
+		return nil, nil, err
+	}
+	if run.CISource, err = sourceOf(found[0].CiSource); err != nil {
 		return nil, nil, err
 	}
 	return step, run, nil
@@ -70,7 +169,7 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string) (*server.Step, *se
 // delay becomes reservable; the zero time when there is none.
 func (s *DB) NextRetryAt(ctx context.Context) (time.Time, error) {
 	var next []int64
-	if err := s.db.WithContext(ctx).Raw(`SELECT MIN(not_before) FROM steps WHERE state = ? AND not_before > ?`,
+	if err := s.db.WithContext(ctx).Raw(`SELECT COALESCE(MIN(not_before), 0) FROM steps WHERE state = ? AND not_before > ?`,
 		engine.StepReady, s.now().UnixMilli()).Scan(&next).Error; err != nil {
 		return time.Time{}, fmt.Errorf("next retry: %w", err)
 	}
@@ -83,28 +182,97 @@ func (s *DB) NextRetryAt(ctx context.Context) (time.Time, error) {
 // AppendLog stores a chunk of output for the agent's current attempt of a
 // running step. A chunk already stored at the same offset is ignored, so an
 // agent may safely retry an upload.
-func (s *DB) AppendLog(ctx context.Context, stepID, agentID string, attempt int, offset int64, data []byte) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := s.ownedStep(tx, stepID, agentID, attempt); err != nil {
+func (s *DB) AppendLog(ctx context.Context, l server.Lease, offset int64, data []byte, times string, redact server.Redactor) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
+		if err := s.lockStep(tx, l.StepID); err != nil {
 			return err
 		}
-		row := stepLogRow{StepID: stepID, Attempt: attempt, ByteOffset: offset, Data: data}
+		if _, err := s.ownedStep(tx, l); err != nil {
+			return err
+		}
+		chunk := data
+		if redact != nil && redact.Longest() > 0 {
+			var err error
+			if chunk, err = redactAcross(tx, l, offset, data, redact); err != nil {
+				return err
+			}
+		}
+		row := stepLogRow{StepID: l.StepID, Attempt: l.Attempt, ByteOffset: offset, Data: chunk, Times: times}
 		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
 	})
 }
 
-// ownedStep returns the step if it is running under agentID at attempt;
-// otherwise the caller's view is stale (ECONFLICT) or wrong (ENOTFOUND).
-func (s *DB) ownedStep(tx *gorm.DB, stepID, agentID string, attempt int) (*stepRow, error) {
-	var row stepRow
-	if err := tx.Where("id = ?", stepID).Take(&row).Error; err != nil {
-		return nil, notFound(err, "step %q not found", stepID)
+// redactAcross masks data joined to the tail of the chunk stored before it,
+// so a secret split across the two is found, and rewrites that tail if it
+// changed. Lengths never change, so offsets stay true.
+func redactAcross(tx *gorm.DB, l server.Lease, offset int64, data []byte, redact server.Redactor) ([]byte, error) {
+	var prev []stepLogRow
+	if offset > 0 {
+		if err := tx.Where("step_id = ? AND attempt = ? AND byte_offset < ?", l.StepID, l.Attempt, offset).
+			Order("byte_offset DESC").Limit(1).Find(&prev).Error; err != nil {
+			return nil, fmt.Errorf("log before offset %d: %w", offset, err)
+		}
 	}
-	if row.AgentID != agentID || row.Attempt != attempt {
-		return nil, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", stepID, attempt)
+	var tail []byte
+	if len(prev) == 1 && prev[0].ByteOffset+int64(len(prev[0].Data)) == offset {
+		p := prev[0].Data
+		tail = p[max(0, len(p)-(redact.Longest()-1)):]
+	}
+	buf := append(append([]byte(nil), tail...), data...)
+	redact.Redact(buf)
+	if len(tail) > 0 && !bytes.Equal(buf[:len(tail)], tail) {
+		fixed := append(prev[0].Data[:len(prev[0].Data)-len(tail):len(prev[0].Data)-len(tail)], buf[:len(tail)]...)
+		if err := tx.Model(&stepLogRow{}).Where("step_id = ? AND attempt = ? AND byte_offset = ?", l.StepID, l.Attempt, prev[0].ByteOffset).
+			Update("data", fixed).Error; err != nil {
+			return nil, fmt.Errorf("mask log before offset %d: %w", offset, err)
+		}
+	}
+	return buf[len(tail):], nil
+}
+
+// HeldStep returns the step a lease holds.
+func (s *DB) HeldStep(ctx context.Context, l server.Lease) (*server.Step, error) {
+	row, err := s.ownedStep(s.db.WithContext(ctx), l)
+	if err != nil {
+		return nil, err
+	}
+	return row.domain()
+}
+
+// StepSecrets returns the project and secret names of a step the lease holds.
+func (s *DB) StepSecrets(ctx context.Context, l server.Lease) (string, string, []string, error) {
+	var project, env string
+	var names []string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		row, err := s.ownedStep(tx, l)
+		if err != nil {
+			return err
+		}
+		var p projectRow
+		if err := tx.Where("id = ?", row.ProjectID).Take(&p).Error; err != nil {
+			return fmt.Errorf("project of step %s: %w", l.StepID, err)
+		}
+		project, env = p.Name, row.Environment
+		return json.Unmarshal([]byte(row.Secrets), &names)
+	})
+	return project, env, names, err
+}
+
+// ownedStep returns the step if it is running under the lease; otherwise
+// the caller's view is stale (ECONFLICT) or wrong (ENOTFOUND).
+func (s *DB) ownedStep(tx *gorm.DB, l server.Lease) (*stepRow, error) {
+	var row stepRow
+	if err := tx.Where("id = ?", l.StepID).Take(&row).Error; err != nil {
+		return nil, notFound(err, "step %q not found", l.StepID)
+	}
+	if row.AgentID != l.AgentID || row.Attempt != l.Attempt {
+		return nil, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", l.StepID, l.Attempt)
 	}
 	if row.State != string(engine.StepRunning) {
-		return &row, server.Errorf(server.ECONFLICT, "step %q is %s, not running", stepID, row.State)
+		return &row, server.Errorf(server.ECONFLICT, "step %q is %s, not running", l.StepID, row.State)
+	}
+	if row.LeaseID != l.ID {
+		return &row, server.Errorf(server.ECONFLICT, "lease %q of step %q is not current", l.ID, l.StepID)
 	}
 	return &row, nil
 }
@@ -116,72 +284,91 @@ func (s *DB) ownedStep(tx *gorm.DB, stepID, agentID string, attempt int) (*stepR
 // is acknowledged without change; a different one is ECONFLICT.
 func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, error) {
 	ready := 0
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var att attemptRow
-		if err := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; err != nil {
-			if !errors.Is(err, gorm.ErrRecordNotFound) {
-				return fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, err)
-			}
-			_, err := s.ownedStep(tx, res.StepID, res.AgentID, res.Attempt)
-			return err // ENOTFOUND for an unknown step, else ECONFLICT
-		}
-		if att.AgentID != res.AgentID {
-			return server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", res.StepID, res.Attempt)
-		}
-		if att.FinishedAt != nil {
-			if att.Reported == reportKey(res) {
-				return nil // a retried report
-			}
-			return server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
-		}
-		row, err := s.ownedStep(tx, res.StepID, res.AgentID, res.Attempt)
-		if err != nil {
-			return err
-		}
-		step, err := row.domain()
-		if err != nil {
-			return err
-		}
-		state, reason, errMsg, err := s.judge(tx, step, res)
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		if err := tx.Model(&attemptRow{}).Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Updates(map[string]any{
-			"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg, "reported": reportKey(res), "finished_at": now,
-		}).Error; err != nil {
-			return fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
-		}
-		outputs := res.Outputs
-		if outputs == nil {
-			outputs = map[string]string{}
-		}
-		outputsJSON, err := json.Marshal(outputs)
-		if err != nil {
-			return err
-		}
-		updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg,
-			"outputs": string(outputsJSON), "finished_at": now}
-		delay, retry := time.Duration(0), false
-		if state == engine.StepFailed {
-			delay, retry = step.Retry.Retries(res.Attempt, reason)
-		}
-		if retry {
-			updates["state"] = engine.StepReady
-			updates["finished_at"] = nil
-			updates["not_before"] = ceilMilli(now.Add(delay))
-		}
-		if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(updates).Error; err != nil {
-			return fmt.Errorf("complete step %s: %w", row.ID, err)
-		}
-		if retry {
-			ready = 1
-			return nil
-		}
-		ready, err = s.advance(tx, row.RunID, row.Name)
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		var err error
+		ready, err = s.complete(tx, res)
 		return err
 	})
 	return ready, err
+}
+
+// complete is CompleteStep inside the caller's transaction. It locks the
+// run and the step first, so a repeated report, the server's expiry and a
+// cancel of the same step take turns, and each reads what the one before
+// it wrote.
+func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
+	lease := server.Lease{StepID: res.StepID, AgentID: res.AgentID, Attempt: res.Attempt, ID: res.LeaseID}
+	if err := s.lockStepAndRun(tx, res.StepID); err != nil {
+		return 0, err
+	}
+	var att attemptRow
+	if err := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; err != nil {
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return 0, fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, err)
+		}
+		_, err := s.ownedStep(tx, lease)
+		return 0, err // ENOTFOUND for an unknown step, else ECONFLICT
+	}
+	if att.AgentID != res.AgentID || att.LeaseID != res.LeaseID {
+		return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent under lease %q", res.StepID, res.Attempt, res.LeaseID)
+	}
+	if att.FinishedAt != nil {
+		if att.Reported == reportKey(res) {
+			return 0, nil // a retried report
+		}
+		return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
+	}
+	row, err := s.ownedStep(tx, lease)
+	if err != nil {
+		return 0, err
+	}
+	step, err := row.domain()
+	if err != nil {
+		return 0, err
+	}
+	state, reason, errMsg, err := s.judge(tx, step, res)
+	if err != nil {
+		return 0, err
+	}
+	if row.CancelRequested && state != engine.StepSucceeded {
+		state, reason = engine.StepCancelled, engine.ReasonCancelled
+	}
+	now := s.now()
+	if err := tx.Model(&attemptRow{}).Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Updates(map[string]any{
+		"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg, "reported": reportKey(res), "finished_at": now,
+	}).Error; err != nil {
+		return 0, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
+	}
+	outputs := res.Outputs
+	if outputs == nil {
+		outputs = map[string]string{}
+	}
+	outputsJSON, err := json.Marshal(outputs)
+	if err != nil {
+		return 0, err
+	}
+	updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg,
+		"outputs": string(outputsJSON), "finished_at": now, "lease_expires": 0, "deadline": 0}
+	delay, retry := time.Duration(0), false
+	if state == engine.StepFailed {
+		delay, retry = step.Retry.Retries(res.Attempt, reason)
+	}
+	if retry {
+		updates["state"] = engine.StepReady
+		updates["finished_at"] = nil
+		updates["not_before"] = ceilMilli(now.Add(delay))
+		updates["ready_at"] = ceilMilli(now.Add(delay))
+	}
+	if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(updates).Error; err != nil {
+		return 0, fmt.Errorf("complete step %s: %w", row.ID, err)
+	}
+	if err := s.notify(tx, row.RunID, row.Name, fmt.Sprint(updates["state"]), string(reason)); err != nil {
+		return 0, err
+	}
+	if retry {
+		return 1, nil
+	}
+	return s.advance(tx, row.RunID, row.Name)
 }
 
 // judge decides how an attempt ended: the agent's report, then the step's
@@ -288,6 +475,7 @@ func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]s
 				c.To = engine.StepPending
 				updates = map[string]any{"reason": engine.ReasonAwaitingApproval}
 			case c.To == engine.StepReady:
+				updates["ready_at"] = now.UnixMilli()
 				rendered, err := g.steps[c.Step].render(facts)
 				if err != nil {
 					c.To, c.Err = engine.StepFailed, err
@@ -310,6 +498,11 @@ func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]s
 			}
 			if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", g.ids[c.Step], c.From).Updates(updates).Error; err != nil {
 				return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
+			}
+			if c.To.Terminal() {
+				if err := s.notify(tx, runID, c.Step, string(c.To), reasonIn(updates)); err != nil {
+					return 0, err
+				}
 			}
 			if c.To == engine.StepReady {
 				ready++
@@ -353,6 +546,13 @@ func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFact
 			if err != nil {
 				return nil, fmt.Errorf("step %s: if: %w", st.Name, err) // validated at submit
 			}
+			if facts.Cancelled {
+				eval := cond.Eval
+				cond.Eval = func(status engine.Status) (bool, error) {
+					status.Cancelled = true
+					return eval(status)
+				}
+			}
 			node.If = cond
 		}
 		g.nodes = append(g.nodes, node)
@@ -387,23 +587,56 @@ func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFact
 // updateRunState derives the run state from counts of step states.
 func (s *DB) updateRunState(tx *gorm.DB, runID string, now time.Time) error {
 	var rows []struct {
-		State string
-		N     int
+		State    string
+		Awaiting int
+		N        int
 	}
-	if err := tx.Raw(`SELECT state, COUNT(*) AS n FROM steps WHERE run_id = ? GROUP BY state`, runID).Scan(&rows).Error; err != nil {
+	if err := tx.Raw(`SELECT state, CASE WHEN reason = ? THEN 1 ELSE 0 END AS awaiting, COUNT(*) AS n
+		FROM steps WHERE run_id = ? GROUP BY state, awaiting`,
+		engine.ReasonAwaitingApproval, runID).Scan(&rows).Error; err != nil {
 		return fmt.Errorf("count steps of run %s: %w", runID, err)
 	}
 	counts := make(map[engine.StepState]int, len(rows))
+	awaiting := 0
 	for _, r := range rows {
-		counts[engine.StepState(r.State)] = r.N
+		counts[engine.StepState(r.State)] += r.N
+		if r.Awaiting == 1 && r.State == string(engine.StepPending) {
+			awaiting += r.N
+		}
 	}
-	runState := engine.RunStateFromCounts(counts)
+	runState := engine.RunStateWaiting(counts, awaiting)
+	if runState == engine.RunFailed {
+		// A run cancelled while something failed ends cancelled: that is
+		// what a person did last.
+		var cancelled []bool
+		if err := tx.Raw(`SELECT cancel_requested FROM runs WHERE id = ?`, runID).Scan(&cancelled).Error; err != nil {
+			return fmt.Errorf("run %s: %w", runID, err)
+		}
+		if len(cancelled) == 1 && cancelled[0] {
+			runState = engine.RunCancelled
+		}
+	}
 	updates := map[string]any{"state": runState}
 	if runState.Terminal() {
 		updates["finished_at"] = now
 	}
-	if err := tx.Model(&runRow{}).Where("id = ?", runID).Updates(updates).Error; err != nil {
-		return fmt.Errorf("run %s -> %s: %w", runID, runState, err)
+	res := tx.Model(&runRow{}).Where("id = ? AND state <> ?", runID, runState).Updates(updates)
+	if res.Error != nil {
+		return fmt.Errorf("run %s -> %s: %w", runID, runState, res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return s.notify(tx, runID, "", string(runState), "")
 	}
 	return nil
+}
+
+// reasonIn is the reason an update map sets, or "".
+func reasonIn(updates map[string]any) string {
+	switch r := updates["reason"].(type) {
+	case engine.Reason:
+		return string(r)
+	case string:
+		return r
+	}
+	return ""
 }

@@ -7,3 +7,10 @@ func CountRows(s *DB, table, where string, args ...any) (int64, error) {
 	err := s.db.Table(table).Where(where, args...).Count(&n).Error
 	return n, err
 }
+
+// SetMaxOpenConns bounds the store's connection pool.
+func SetMaxOpenConns(s *DB, n int) {
+	if sqlDB, err := s.db.DB(); err == nil {
+		sqlDB.SetMaxOpenConns(n)
+	}
+}

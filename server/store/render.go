@@ -15,6 +15,8 @@ import (
 type runFacts struct {
 	ID, Name, Project string
 	Params            map[string]any
+	// Cancelled: the run was cancelled; status conditions see cancelled().
+	Cancelled bool
 }
 
 func (s *DB) loadRunFacts(tx *gorm.DB, runID string) (*runFacts, error) {
@@ -22,7 +24,7 @@ func (s *DB) loadRunFacts(tx *gorm.DB, runID string) (*runFacts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runFacts{ID: run.ID, Name: run.Name, Project: run.Project, Params: run.Params}, nil
+	return &runFacts{ID: run.ID, Name: run.Name, Project: run.Project, Params: run.Params, Cancelled: run.CancelRequested}, nil
 }
 
 // pendingStep is a step the engine is deciding, with lazy access to the

@@ -12,9 +12,15 @@ import (
 // Row types mirror the tables; they never leave this package.
 
 type projectRow struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
+	ID            string
+	Name          string
+	CreatedAt     time.Time
+	MaxRunning    int
+	Weight        int
+	Served        int64
+	RepoURL       string
+	DefaultBranch string
+	NotifyURL     string
 }
 
 func (projectRow) TableName() string { return "projects" }
@@ -29,38 +35,60 @@ type runRow struct {
 	CreatedAt  time.Time
 	StartedAt  *time.Time
 	FinishedAt *time.Time
+	// CancelRequested: someone cancelled the run.
+	CancelRequested bool
+	// Source and CiSource are JSON of server.Source, or "".
+	Source         string
+	CiSource       string
+	Trigger        string
+	RetryOf        string
+	IdempotencyKey *string
+	Files          string
+	Error          string
+	CausedBy       string
+	Depth          int
+	Untrusted      bool
 }
 
 func (runRow) TableName() string { return "runs" }
 
 type stepRow struct {
-	ID         string
-	RunID      string
-	Name       string
-	Idx        int
-	Image      string
-	Command    string
-	Args       string
-	Env        string
-	DependsOn  string
-	TimeoutMs  int64
-	Retry      string
-	IfCond     string
-	Assert     string
-	RunsOn     string
-	Priority   int
-	Approval   string
-	Secrets    string
-	State      string
-	ExitCode   *int
-	Reason     string
-	Error      string
-	Outputs    string
-	AgentID    string
-	Attempt    int
-	NotBefore  int64
-	StartedAt  *time.Time
-	FinishedAt *time.Time
+	ID          string
+	RunID       string
+	Name        string
+	Idx         int
+	Image       string
+	Command     string
+	Args        string
+	Env         string
+	DependsOn   string
+	TimeoutMs   int64
+	Retry       string
+	IfCond      string
+	Assert      string
+	RunsOn      string
+	Priority    int
+	Approval    string
+	Secrets     string
+	Environment string
+	Memory      int64
+	NanoCpus    int64
+	State       string
+	ExitCode    *int
+	Reason      string
+	Error       string
+	Outputs     string
+	AgentID     string
+	Attempt     int
+	NotBefore   int64
+	StartedAt   *time.Time
+	FinishedAt  *time.Time
+	// LeaseID fences the holder's calls; LeaseExpires and Deadline are Unix ms.
+	LeaseID         string
+	LeaseExpires    int64
+	Deadline        int64
+	CancelRequested bool
+	ProjectID       string
 }
 
 func (stepRow) TableName() string { return "steps" }
@@ -75,6 +103,7 @@ type attemptRow struct {
 	Reason     string
 	Error      string
 	Reported   string
+	LeaseID    string
 	StartedAt  time.Time
 	FinishedAt *time.Time
 }
@@ -101,6 +130,7 @@ type stepLogRow struct {
 	Attempt    int
 	ByteOffset int64
 	Data       []byte
+	Times      string
 }
 
 func (stepLogRow) TableName() string { return "step_logs" }
@@ -115,6 +145,7 @@ type agentRow struct {
 	HPKEKey    []byte `gorm:"column:hpke_key"`
 	CreatedAt  time.Time
 	LastSeen   time.Time
+	Config     string // JSON of server.AgentSettings
 }
 
 func (agentRow) TableName() string { return "agents" }
@@ -143,6 +174,11 @@ func (r *stepRow) domain() (*server.Step, error) {
 		Timeout: time.Duration(r.TimeoutMs) * time.Millisecond, If: r.IfCond, Priority: r.Priority, State: engine.StepState(r.State),
 		ExitCode: r.ExitCode, Reason: engine.Reason(r.Reason), Error: r.Error, AgentID: r.AgentID,
 		Attempt: r.Attempt, StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
+		LeaseID: r.LeaseID, CancelRequested: r.CancelRequested, Environment: r.Environment,
+		Memory: r.Memory, NanoCPUs: r.NanoCpus,
+	}
+	if r.LeaseExpires > 0 {
+		s.LeaseExpires = time.UnixMilli(r.LeaseExpires).UTC()
 	}
 	for _, f := range []struct {
 		text string
@@ -208,7 +244,7 @@ func stepRowOf(s *server.Step) (*stepRow, error) {
 		ID: s.ID, RunID: s.RunID, Name: s.Name, Idx: s.Index, Image: s.Image, Command: s.Command,
 		Args: string(argsJSON), Env: string(env), DependsOn: string(dependsOn), TimeoutMs: s.Timeout.Milliseconds(),
 		Retry: string(retry), IfCond: s.If, Assert: string(assert), RunsOn: string(runsOn), Priority: s.Priority,
-		Approval: string(approval), Secrets: string(secrets), State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
+		Approval: string(approval), Secrets: string(secrets), Environment: s.Environment, Memory: s.Memory, NanoCpus: s.NanoCPUs, State: string(s.State), ExitCode: s.ExitCode, Reason: string(s.Reason), Outputs: string(outputsJSON),
 		Error: s.Error, AgentID: s.AgentID, Attempt: s.Attempt, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
 	}, nil
 }
@@ -217,9 +253,26 @@ func (r *runRow) domain(project string) (*server.Run, error) {
 	run := &server.Run{
 		ID: r.ID, Project: project, Name: r.Name, State: engine.RunState(r.State), Runbook: r.Runbook,
 		CreatedAt: r.CreatedAt.UTC(), StartedAt: utcPtr(r.StartedAt), FinishedAt: utcPtr(r.FinishedAt),
+		CancelRequested: r.CancelRequested, Trigger: r.Trigger, RetryOf: r.RetryOf, Error: r.Error,
+		CausedBy: r.CausedBy, Depth: r.Depth, Untrusted: r.Untrusted,
+	}
+	if r.IdempotencyKey != nil {
+		run.IdempotencyKey = *r.IdempotencyKey
+	}
+	if r.Files != "" && r.Files != "{}" {
+		if err := json.Unmarshal([]byte(r.Files), &run.Files); err != nil {
+			return nil, fmt.Errorf("files of run %s: %w", r.ID, err)
+		}
 	}
 	if err := json.Unmarshal([]byte(r.Params), &run.Params); err != nil {
 		return nil, fmt.Errorf("params of run %s: %w", r.ID, err)
+	}
+	var err error
+	if run.Source, err = sourceOf(r.Source); err != nil {
+		return nil, fmt.Errorf("source of run %s: %w", r.ID, err)
+	}
+	if run.CISource, err = sourceOf(r.CiSource); err != nil {
+		return nil, fmt.Errorf("ci source of run %s: %w", r.ID, err)
 	}
 	return run, nil
 }
@@ -229,7 +282,8 @@ func (r *agentRow) domain() *server.Agent {
 		ID: r.ID, Name: r.Name, Version: r.Version, State: server.AgentState(r.State),
 		SigningKey: r.SigningKey, HPKEKey: r.HPKEKey, CreatedAt: r.CreatedAt.UTC(), LastSeen: r.LastSeen.UTC(),
 	}
-	json.Unmarshal([]byte(r.Labels), &a.Labels) // written by this package from a []string
+	json.Unmarshal([]byte(r.Labels), &a.Labels)   // written by this package from a []string
+	json.Unmarshal([]byte(r.Config), &a.Settings) // written by this package from AgentSettings
 	return a
 }
 
@@ -247,4 +301,25 @@ func utcPtr(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// sourceOf reads a source column ("" is none).
+func sourceOf(text string) (*server.Source, error) {
+	if text == "" {
+		return nil, nil
+	}
+	var src server.Source
+	if err := json.Unmarshal([]byte(text), &src); err != nil {
+		return nil, err
+	}
+	return &src, nil
+}
+
+// sourceText writes a source column.
+func sourceText(src *server.Source) (string, error) {
+	if src == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(src)
+	return string(b), err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/shared/engine"
@@ -29,7 +30,7 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		st.Index = i
 		st.State = engine.StepPending
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
 		projectID, err := s.ensureProject(tx, run.Project)
 		if err != nil {
 			return err
@@ -42,9 +43,63 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		if err != nil {
 			return fmt.Errorf("params: %w", err)
 		}
+		source, err := sourceText(run.Source)
+		if err != nil {
+			return err
+		}
+		ciSource, err := sourceText(run.CISource)
+		if err != nil {
+			return err
+		}
+		if run.Trigger == "" {
+			run.Trigger = "api"
+		}
+		files := run.Files
+		if files == nil {
+			files = map[string]string{}
+		}
+		filesJSON, err := json.Marshal(files)
+		if err != nil {
+			return err
+		}
+		if run.Error != "" {
+			run.State = engine.RunFailed // nothing to run: it failed before it started
+		}
 		row := runRow{ID: run.ID, ProjectID: projectID, Name: run.Name, Params: string(paramsJSON), State: string(run.State),
-			Runbook: run.Runbook, CreatedAt: now}
+			Runbook: run.Runbook, CreatedAt: now, Source: source, CiSource: ciSource, Trigger: run.Trigger, RetryOf: run.RetryOf,
+			Files: string(filesJSON), Error: run.Error, CausedBy: run.CausedBy, Depth: run.Depth,
+			Untrusted: run.Untrusted}
+		if run.Error != "" {
+			row.FinishedAt = &now
+		}
+		if run.IdempotencyKey != "" {
+			key := run.IdempotencyKey
+			row.IdempotencyKey = &key
+			var existing []string
+			if err := tx.Raw(`SELECT id FROM runs WHERE project_id = ? AND idempotency_key = ?`, projectID, key).
+				Scan(&existing).Error; err != nil {
+				return fmt.Errorf("idempotency key: %w", err)
+			}
+			if len(existing) > 0 {
+				run.ID = existing[0]
+				return server.ErrRunExists
+			}
+		}
+		// A savepoint lets the lookup below run after a failed insert
+		// (PostgreSQL aborts the whole transaction otherwise).
+		if err := tx.SavePoint("run_insert").Error; err != nil {
+			return fmt.Errorf("insert run: %w", err)
+		}
 		if err := tx.Create(&row).Error; err != nil {
+			if run.IdempotencyKey != "" {
+				tx.RollbackTo("run_insert")
+				var existing []string
+				if tx.Raw(`SELECT id FROM runs WHERE project_id = ? AND idempotency_key = ?`, projectID, run.IdempotencyKey).
+					Scan(&existing).Error == nil && len(existing) > 0 {
+					run.ID = existing[0] // another server replica won the race
+					return server.ErrRunExists
+				}
+			}
 			return fmt.Errorf("insert run: %w", err)
 		}
 		rows := make([]*stepRow, 0, len(run.Steps))
@@ -53,7 +108,11 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 			if err != nil {
 				return err
 			}
+			r.ProjectID = projectID
 			rows = append(rows, r)
+		}
+		if len(rows) == 0 {
+			return nil // a run that failed before it started (Error)
 		}
 		if err := tx.CreateInBatches(rows, 100).Error; err != nil {
 			return fmt.Errorf("insert steps: %w", err)
@@ -90,9 +149,16 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 
 // DecideApproval lets a step awaiting approval run, or fails it with reason
 // rejected and advances the DAG, in one transaction.
-func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve bool, by string) (int, error) {
+func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve bool, by, comment string) (int, error) {
 	ready := 0
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		if err := s.lockRun(tx, runID); err != nil {
+			return err
+		}
+		action := "approve"
+		if !approve {
+			action = "reject"
+		}
 		var row stepRow
 		if err := tx.Where("run_id = ? AND name = ?", runID, stepName).Take(&row).Error; err != nil {
 			return notFound(err, "step %q of run %q not found", stepName, runID)
@@ -100,12 +166,18 @@ func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve
 		if row.State != string(engine.StepPending) || row.Reason != string(engine.ReasonAwaitingApproval) {
 			return server.Errorf(server.ECONFLICT, "step %q is %s, not awaiting approval", stepName, row.State)
 		}
+		if err := s.audit(tx, server.AuditEvent{Actor: by, Action: action, RunID: runID, Step: stepName, Comment: comment}); err != nil {
+			return err
+		}
 		var err error
 		if !approve {
 			if err := tx.Model(&stepRow{}).Where("id = ?", row.ID).Updates(map[string]any{
-				"state": engine.StepFailed, "reason": engine.ReasonRejected, "error": "approval rejected by " + by, "finished_at": s.now(),
+				"state": engine.StepFailed, "reason": engine.ReasonRejected, "error": rejection(by, comment), "finished_at": s.now(),
 			}).Error; err != nil {
 				return fmt.Errorf("reject step %s: %w", row.ID, err)
+			}
+			if err := s.notify(tx, runID, stepName, string(engine.StepFailed), string(engine.ReasonRejected)); err != nil {
+				return err
 			}
 			ready, err = s.advance(tx, runID, stepName)
 			return err
@@ -133,7 +205,10 @@ func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve
 // their results and outputs. Attempt numbers continue.
 func (s *DB) ResumeRun(ctx context.Context, id string) (*server.Run, error) {
 	var run *server.Run
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		if err := s.lockRun(tx, id); err != nil {
+			return err
+		}
 		var err error
 		if run, err = s.findRun(tx, id); err != nil {
 			return err
@@ -143,10 +218,11 @@ func (s *DB) ResumeRun(ctx context.Context, id string) (*server.Run, error) {
 		}
 		if err := tx.Model(&stepRow{}).Where("run_id = ? AND state IN ?", id,
 			[]engine.StepState{engine.StepFailed, engine.StepCancelled, engine.StepSkipped}).
-			Updates(map[string]any{"state": engine.StepPending, "reason": "", "error": "", "finished_at": nil, "agent_id": ""}).Error; err != nil {
+			Updates(map[string]any{"state": engine.StepPending, "reason": "", "error": "", "finished_at": nil, "agent_id": "",
+				"cancel_requested": false, "lease_id": ""}).Error; err != nil {
 			return fmt.Errorf("reset steps of run %s: %w", id, err)
 		}
-		if err := tx.Model(&runRow{}).Where("id = ?", id).Updates(map[string]any{"finished_at": nil}).Error; err != nil {
+		if err := tx.Model(&runRow{}).Where("id = ?", id).Updates(map[string]any{"finished_at": nil, "cancel_requested": false}).Error; err != nil {
 			return fmt.Errorf("reopen run %s: %w", id, err)
 		}
 		first := true
@@ -192,11 +268,17 @@ func (s *DB) ensureProject(tx *gorm.DB, name string) (string, error) {
 	if !errors.Is(err, gorm.ErrRecordNotFound) {
 		return "", fmt.Errorf("find project: %w", err)
 	}
-	p = projectRow{ID: uuid.Must(uuid.NewV7()).String(), Name: name, CreatedAt: s.now()}
-	if err := tx.Create(&p).Error; err != nil {
+	// Another replica may create it at the same moment: the insert then
+	// waits for it and does nothing, and the read below finds its row.
+	p = projectRow{ID: uuid.Must(uuid.NewV7()).String(), Name: name, CreatedAt: s.now(), Weight: 1}
+	if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoNothing: true}).Create(&p).Error; err != nil {
 		return "", fmt.Errorf("create project %q: %w", name, err)
 	}
-	return p.ID, nil
+	var got projectRow // not into p: gorm would add p's id to the condition
+	if err := tx.Where("name = ?", name).Take(&got).Error; err != nil {
+		return "", fmt.Errorf("find project %q: %w", name, err)
+	}
+	return got.ID, nil
 }
 
 // FindRun returns a run with its steps in runbook order.
@@ -222,6 +304,9 @@ func (s *DB) FindRun(ctx context.Context, id string) (*server.Run, error) {
 		if st := byStep[atts[i].StepID]; st != nil {
 			st.Attempts = append(st.Attempts, atts[i].domain())
 		}
+	}
+	if err := s.explainWaits(db, run); err != nil {
+		return nil, err
 	}
 	return run, nil
 }
@@ -256,28 +341,45 @@ func (s *DB) runSteps(tx *gorm.DB, runID string) ([]*server.Step, error) {
 
 // StepLog returns one attempt's output of a step (0: the latest), chunks in order.
 func (s *DB) StepLog(ctx context.Context, runID, stepName string, attempt int) ([]byte, error) {
+	log, _, err := s.StepLogTimes(ctx, runID, stepName, attempt)
+	return log, err
+}
+
+// StepLogTimes returns one attempt's output with its chunks' line times.
+func (s *DB) StepLogTimes(ctx context.Context, runID, stepName string, attempt int) ([]byte, []server.LogChunkTimes, error) {
 	db := s.db.WithContext(ctx)
 	var st stepRow
 	if err := db.Where("run_id = ? AND name = ?", runID, stepName).Take(&st).Error; err != nil {
-		return nil, notFound(err, "step %q of run %q not found", stepName, runID)
+		return nil, nil, notFound(err, "step %q of run %q not found", stepName, runID)
 	}
 	if attempt == 0 {
 		attempt = st.Attempt
 	}
 	if attempt < 0 || attempt > st.Attempt {
-		return nil, server.Errorf(server.ENOTFOUND, "step %q of run %q has no attempt %d", stepName, runID, attempt)
+		return nil, nil, server.Errorf(server.ENOTFOUND, "step %q of run %q has no attempt %d", stepName, runID, attempt)
 	}
-	return s.attemptLog(db, st.ID, attempt)
+	return s.attemptLogTimes(db, st.ID, attempt)
 }
 
 // attemptLog returns one attempt's output, chunks in offset order.
 func (s *DB) attemptLog(tx *gorm.DB, stepID string, attempt int) ([]byte, error) {
+	log, _, err := s.attemptLogTimes(tx, stepID, attempt)
+	return log, err
+}
+
+// attemptLogTimes returns one attempt's output, chunks in offset order,
+// with the line times of the chunks that have them.
+func (s *DB) attemptLogTimes(tx *gorm.DB, stepID string, attempt int) ([]byte, []server.LogChunkTimes, error) {
 	var chunks []stepLogRow
 	if err := tx.Where("step_id = ? AND attempt = ?", stepID, attempt).Order("byte_offset").Find(&chunks).Error; err != nil {
-		return nil, fmt.Errorf("log of step %s: %w", stepID, err)
+		return nil, nil, fmt.Errorf("log of step %s: %w", stepID, err)
 	}
 	var buf bytes.Buffer
+	var times []server.LogChunkTimes
 	for _, c := range chunks {
+		if c.Times != "" && c.ByteOffset >= int64(buf.Len()) {
+			times = append(times, server.LogChunkTimes{Offset: c.ByteOffset, Times: c.Times})
+		}
 		// Chunks are stored at the offset the agent sent; skip any overlap.
 		if c.ByteOffset < int64(buf.Len()) {
 			skip := int64(buf.Len()) - c.ByteOffset
@@ -288,5 +390,13 @@ func (s *DB) attemptLog(tx *gorm.DB, stepID string, attempt int) ([]byte, error)
 		}
 		buf.Write(c.Data)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), times, nil
+}
+
+// rejection is a rejected step's error: who, and why if they said.
+func rejection(by, comment string) string {
+	if comment == "" {
+		return "approval rejected by " + by
+	}
+	return "approval rejected by " + by + ": " + comment
 }

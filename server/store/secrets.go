@@ -24,7 +24,7 @@ func (secretRow) TableName() string { return "project_secrets" }
 
 // PutSecret stores or replaces a sealed secret.
 func (s *DB) PutSecret(ctx context.Context, project, name string, sealed []byte) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
 		projectID, err := s.ensureProject(tx, project)
 		if err != nil {
 			return err

@@ -1,8 +1,22 @@
 // Package store implements the server's store interfaces with gorm over
-// SQLite (embedded, pure Go). Schema changes are numbered SQL files embedded
-// from migrations/<dialect>/ and applied in order at Open; AutoMigrate is never
-// used. Exported methods open their transaction; unexported helpers take the
-// transaction so they compose.
+// SQLite (embedded, pure Go) or PostgreSQL (pgx), with the same code: the
+// statements that differ sit in dialect.go. Schema changes are numbered SQL
+// files embedded from migrations/<dialect>/ and applied in order at Open;
+// AutoMigrate is never used. Exported methods open their transaction;
+// unexported helpers take the transaction so they compose.
+//
+// Concurrency. On SQLite there is one writer at a time. On PostgreSQL,
+// several server replicas write at once under READ COMMITTED: a Ready step
+// leaves Ready only through one conditional UPDATE (its subquery skips rows
+// other reservations hold), and a transaction that reads before it writes
+// first locks what it read (FOR NO KEY UPDATE: the lock an UPDATE takes,
+// which leaves foreign-key checks alone). Rows are locked in one order, so
+// transactions do not wait on each other in a circle: the run, then its
+// steps, then their attempts and logs; a reservation locks its project
+// first. The one exception is a run's first reservation, which finds the
+// run through the step it took: if that meets a cancel of the same run,
+// PostgreSQL detects the deadlock (after deadlock_timeout, 1 s by default)
+// and the losing transaction is run again.
 package store
 
 import (
@@ -11,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"path"
 	"sort"
 	"strconv"
@@ -18,6 +33,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 
 	"github.com/baton-ci/baton/server"
@@ -28,10 +44,15 @@ var migrations embed.FS
 
 // DB is the server's database.
 type DB struct {
-	db      *gorm.DB
-	dialect string
+	db *gorm.DB
+	d  dialect
 	// now is the clock; tests may replace it.
 	now func() time.Time
+	// MaxRunning is the global pool limit: no step is reserved while this
+	// many run fleet-wide. 0: no limit.
+	MaxRunning int
+	// notifies caches which runs' projects want notifications.
+	notifies notifyCache
 }
 
 var (
@@ -40,16 +61,92 @@ var (
 	_ server.AgentStore = (*DB)(nil)
 )
 
-func newDB(g *gorm.DB, dialect string) *DB {
-	return &DB{db: g, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}
+func newDB(g *gorm.DB, d dialect) *DB {
+	return &DB{db: g, d: d, now: now}
 }
+
+// now is the store's clock: UTC, in microseconds, which both databases
+// store exactly.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 func gormConfig() *gorm.Config {
 	return &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+		NowFunc:                now,
 	}
+}
+
+// maxRetries bounds how often a transaction that lost a deadlock is run again.
+const maxRetries = 4
+
+// transaction runs fn in a transaction. One that lost a deadlock or a
+// serialization conflict (PostgreSQL) is run again, so fn must be safe to
+// repeat: it sets its results rather than adding to them.
+func (s *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	for try := 1; ; try++ {
+		err := s.db.WithContext(ctx).Transaction(fn)
+		if err == nil || s.d.retryable == nil || !s.d.retryable(err) || try == maxRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * time.Duration(5+rand.IntN(20)) * time.Millisecond):
+		}
+	}
+}
+
+// locking makes a query lock the rows it reads until the transaction ends
+// (FOR UPDATE), where the dialect needs it.
+func (s *DB) locking(tx *gorm.DB) *gorm.DB {
+	if !s.d.locks {
+		return tx
+	}
+	return tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"})
+}
+
+// lockRun locks a run's row: transactions that change several steps of a
+// run take it first.
+func (s *DB) lockRun(tx *gorm.DB, runID string) error {
+	if !s.d.locks {
+		return nil
+	}
+	if err := tx.Exec(`SELECT id FROM runs WHERE id = ? FOR NO KEY UPDATE`, runID).Error; err != nil {
+		return fmt.Errorf("lock run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// lockStep locks a step's row: a report, the server's expiry, a renewal and
+// a log upload of the same step take turns.
+func (s *DB) lockStep(tx *gorm.DB, stepID string) error {
+	if !s.d.locks {
+		return nil
+	}
+	if err := tx.Exec(`SELECT id FROM steps WHERE id = ? FOR NO KEY UPDATE`, stepID).Error; err != nil {
+		return fmt.Errorf("lock step %s: %w", stepID, err)
+	}
+	return nil
+}
+
+// lockStepAndRun locks a step's run, then the step, in the order every
+// transaction takes them.
+func (s *DB) lockStepAndRun(tx *gorm.DB, stepID string) error {
+	if !s.d.locks {
+		return nil
+	}
+	var runIDs []string
+	if err := tx.Raw(`SELECT run_id FROM steps WHERE id = ?`, stepID).Scan(&runIDs).Error; err != nil {
+		return fmt.Errorf("run of step %s: %w", stepID, err)
+	}
+	if len(runIDs) == 0 {
+		return nil // an unknown step: the caller's lookup says so
+	}
+	if err := s.lockRun(tx, runIDs[0]); err != nil {
+		return err
+	}
+	return s.lockStep(tx, stepID)
 }
 
 // Ping checks that the database answers a query.
@@ -70,8 +167,22 @@ func (s *DB) Close() error {
 // migrate applies the embedded migrations that have not run yet, each in its
 // own transaction, recording them in schema_migrations.
 func (s *DB) migrate(ctx context.Context) error {
-	db := s.db.WithContext(ctx)
-	if err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at DATETIME NOT NULL)`).Error; err != nil {
+	if !s.d.locks {
+		return s.migrateOn(s.db.WithContext(ctx))
+	}
+	// Replicas starting together: one applies the migrations while the
+	// others wait on a session lock, then find them applied.
+	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec(`SELECT pg_advisory_lock(?)`, lockMigrations).Error; err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		defer conn.Exec(`SELECT pg_advisory_unlock(?)`, lockMigrations)
+		return s.migrateOn(conn)
+	})
+}
+
+func (s *DB) migrateOn(db *gorm.DB) error {
+	if err := db.Exec(s.d.migrationsTable).Error; err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var applied []int
@@ -82,7 +193,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	for _, v := range applied {
 		done[v] = true
 	}
-	dir := path.Join("migrations", s.dialect)
+	dir := path.Join("migrations", s.d.name)
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return fmt.Errorf("read migrations: %w", err)

@@ -183,6 +183,17 @@ func RunStateOf(states map[string]StepState) RunState {
 	return RunStateFromCounts(counts)
 }
 
+// RunStateWaiting is RunStateFromCounts knowing how many pending steps
+// await a person's approval: a run with such steps and nothing ready or
+// running is waiting.
+func RunStateWaiting(counts map[StepState]int, awaitingApproval int) RunState {
+	st := RunStateFromCounts(counts)
+	if awaitingApproval > 0 && !st.Terminal() && counts[StepReady]+counts[StepRunning] == 0 {
+		return RunWaiting
+	}
+	return st
+}
+
 // RunStateFromCounts derives the run state from how many steps are in each
 // state, so a store can count with one query instead of loading every step.
 func RunStateFromCounts(counts map[StepState]int) RunState {

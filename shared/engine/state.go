@@ -55,6 +55,7 @@ type RunState string
 
 const (
 	RunPending   RunState = "pending"
+	RunWaiting   RunState = "waiting" // nothing can run until a person approves a step
 	RunRunning   RunState = "running"
 	RunSucceeded RunState = "succeeded"
 	RunFailed    RunState = "failed"
@@ -63,7 +64,7 @@ const (
 
 // RunStates lists every run state.
 func RunStates() []RunState {
-	return []RunState{RunPending, RunRunning, RunSucceeded, RunFailed, RunCancelled}
+	return []RunState{RunPending, RunWaiting, RunRunning, RunSucceeded, RunFailed, RunCancelled}
 }
 
 // Terminal reports whether the run has ended.

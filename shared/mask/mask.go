@@ -11,11 +11,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MinSecretLength is the shortest secret worth masking: shorter values
@@ -28,38 +31,68 @@ const minPattern = 4
 // Replacement is what a masked value becomes.
 const Replacement = "***"
 
-// Masker replaces every form of a set of secrets.
+// Masker replaces every form of a set of secrets. The set can grow while
+// output is masked (AddSecret); every method is safe for concurrent use.
 type Masker struct {
+	mu       sync.RWMutex
 	patterns [][]byte // longest first
+	seen     map[string]bool
 }
 
 // New returns a Masker for the secrets; values shorter than
 // MinSecretLength are ignored (the server refuses to store them).
 func New(secrets []string) *Masker {
-	seen := map[string]bool{}
-	m := &Masker{}
-	add := func(p string) {
-		if len(p) >= minPattern && !seen[p] {
-			seen[p] = true
-			m.patterns = append(m.patterns, []byte(p))
-		}
-	}
+	m := &Masker{seen: map[string]bool{}}
 	for _, s := range secrets {
-		if len(s) < MinSecretLength {
+		m.add(s)
+	}
+	m.sort()
+	return m
+}
+
+// ErrTooShort is returned by AddSecret for a value shorter than
+// MinSecretLength.
+var ErrTooShort = errors.New("too short to mask")
+
+// AddSecret masks s, in every form New would, in everything masked from
+// now on, including what a Writer holds and has not yet passed on. A value
+// shorter than MinSecretLength is refused with ErrTooShort: masking it would
+// hide ordinary text all over the log. The error never contains s.
+func (m *Masker) AddSecret(s string) error {
+	if len(s) < MinSecretLength {
+		return fmt.Errorf("a value of %d characters is %w: secrets need at least %d", len(s), ErrTooShort, MinSecretLength)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.add(s)
+	m.sort()
+	return nil
+}
+
+// add adds the patterns of secret s; the caller holds the lock (or owns m)
+// and sorts afterwards.
+func (m *Masker) add(s string) {
+	if len(s) < MinSecretLength {
+		return
+	}
+	for _, v := range append([]string{s}, strings.Split(s, "\n")...) {
+		v = strings.TrimRight(v, "\r")
+		if len(v) < minPattern {
 			continue
 		}
-		for _, v := range append([]string{s}, strings.Split(s, "\n")...) {
-			v = strings.TrimRight(v, "\r")
-			if len(v) < minPattern {
-				continue
-			}
-			for _, f := range forms(v) {
-				add(f)
+		for _, f := range forms(v) {
+			if len(f) >= minPattern && !m.seen[f] {
+				m.seen[f] = true
+				m.patterns = append(m.patterns, []byte(f))
 			}
 		}
 	}
-	sort.Slice(m.patterns, func(i, j int) bool { return len(m.patterns[i]) > len(m.patterns[j]) })
-	return m
+}
+
+// sort puts the longest patterns first, so a longer form is replaced
+// before a shorter one inside it.
+func (m *Masker) sort() {
+	sort.SliceStable(m.patterns, func(i, j int) bool { return len(m.patterns[i]) > len(m.patterns[j]) })
 }
 
 // forms returns v and its encoded forms.
@@ -92,11 +125,17 @@ func aligned(enc *base64.Encoding, v string, k int) string {
 	return full[start:end]
 }
 
-// Empty reports whether there is nothing to mask.
-func (m *Masker) Empty() bool { return len(m.patterns) == 0 }
+// Empty reports whether there is nothing to mask (yet).
+func (m *Masker) Empty() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.patterns) == 0
+}
 
 // Mask returns b with every pattern replaced.
 func (m *Masker) Mask(b []byte) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	for _, p := range m.patterns {
 		if bytes.Contains(b, p) {
 			b = bytes.ReplaceAll(b, p, []byte(Replacement))
@@ -110,7 +149,10 @@ func (m *Masker) Mask(b []byte) []byte {
 const flushAt = 64 << 10
 
 // Writer masks a stream line by line, so a secret split across writes is
-// still found. Close (or Flush) passes on what is held.
+// still found. Flush passes on what is held. While its Masker is empty a
+// Writer passes everything on at once, so a secret added later (AddSecret)
+// is masked in what is written after it was added. A Writer is used by one
+// goroutine at a time; its Masker may grow from any.
 type Writer struct {
 	m   *Masker
 	w   io.Writer

@@ -17,7 +17,37 @@ const (
 	// PathStepLog and PathStepComplete take the step id: fmt.Sprintf(PathStepLog, id).
 	PathStepLog      = "/api/v1/agent/steps/%s/log"
 	PathStepComplete = "/api/v1/agent/steps/%s/complete"
+	PathStepLease    = "/api/v1/agent/steps/%s/lease"
+	PathStepTrigger  = "/api/v1/agent/steps/%s/trigger"
+	// PathStepArtifact names an artifact of the step's run, for PUT, GET
+	// and DELETE with ?attempt=N&lease=ID: fmt.Sprintf(PathStepArtifact,
+	// stepID, key), the key as it is (see artifact.ValidateKey).
+	PathStepArtifact = "/api/v1/agent/steps/%s/artifacts/%s"
 )
+
+// HeaderSHA256 carries an artifact's SHA-256 in lowercase hex: a PUT may
+// send it to have the server check what it received; a GET answers with it.
+const HeaderSHA256 = "X-Baton-Sha256"
+
+// DefaultLeaseLength is how long a reserved step stays the agent's without
+// a renewal, unless the server is configured otherwise. Agents renew at a
+// third of it.
+const DefaultLeaseLength = 60 * time.Second
+
+// TriggerRequest starts a follow-up run from inside a step (cacher
+// trigger): the runbook at Runbook (a path in the run's source repository,
+// or among the files its run was started with) with Params.
+type TriggerRequest struct {
+	Attempt int               `json:"attempt"`
+	LeaseID string            `json:"lease_id"`
+	Runbook string            `json:"runbook"`
+	Params  map[string]string `json:"params,omitempty"`
+}
+
+// TriggerResponse names the run a trigger started.
+type TriggerResponse struct {
+	RunID string `json:"run_id"`
+}
 
 // MaxReserveWait is the longest a reserve long-poll is held open before the
 // server answers 204 No Content.
@@ -38,14 +68,32 @@ type CreateRunRequest struct {
 	// Files are the repository files the runbook includes, by path
 	// relative to the repository root.
 	Files map[string]string `json:"files,omitempty"`
+	// Source is the code the run builds, prepared at /job/src in every
+	// step; CISource is trusted CI code at /job/ci (see Source).
+	Source   *Source `json:"source,omitempty"`
+	CISource *Source `json:"ci_source,omitempty"`
 }
 
 // Run is a run as the admin API shows it.
 type Run struct {
-	ID         string          `json:"id"`
-	Project    string          `json:"project"`
-	Name       string          `json:"name,omitempty"`
-	Params     map[string]any  `json:"params,omitempty"`
+	ID       string         `json:"id"`
+	Project  string         `json:"project"`
+	Name     string         `json:"name,omitempty"`
+	Params   map[string]any `json:"params,omitempty"`
+	Source   *Source        `json:"source,omitempty"`
+	CISource *Source        `json:"ci_source,omitempty"`
+	// Trigger is how the run started: api, retry, webhook or schedule;
+	// RetryOf is the run a retry repeats.
+	Trigger string `json:"trigger,omitempty"`
+	RetryOf string `json:"retry_of,omitempty"`
+	// Untrusted: the run builds code from a fork: no secrets, and only
+	// agents labelled untrusted run it.
+	Untrusted bool `json:"untrusted,omitempty"`
+	// CausedBy is the step (run id/step name) that triggered the run.
+	CausedBy string `json:"caused_by,omitempty"`
+	// Error says why the run failed before any step ran (an invalid
+	// runbook from a push).
+	Error      string          `json:"error,omitempty"`
 	State      engine.RunState `json:"state"`
 	CreatedAt  time.Time       `json:"created_at"`
 	StartedAt  *time.Time      `json:"started_at"`
@@ -66,11 +114,15 @@ type Step struct {
 	Image           string        `json:"image,omitempty"`
 	ExitCode        *int          `json:"exit_code"`
 	Reason          engine.Reason `json:"reason,omitempty"` // why it failed
-	Error           string        `json:"error,omitempty"`
-	Attempt         int           `json:"attempt"`
-	StartedAt       *time.Time    `json:"started_at"`
-	FinishedAt      *time.Time    `json:"finished_at"`
-	AgentID         string        `json:"agent_id,omitempty"`
+	// Waiting says why a pending or ready step has not started: awaiting
+	// approval, dependencies, retry delay, no agent with its labels, pool
+	// or project limit, or its place in the queue.
+	Waiting    string     `json:"waiting,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Attempt    int        `json:"attempt"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	AgentID    string     `json:"agent_id,omitempty"`
 	// Outputs are what the latest attempt wrote to $BATON_OUTPUT.
 	Outputs map[string]string `json:"outputs,omitempty"`
 	// Attempts lists every attempt, oldest first; the fields above are the latest's.
@@ -89,6 +141,74 @@ type Attempt struct {
 	FinishedAt *time.Time       `json:"finished_at"`
 }
 
+// Project is a project's scheduling settings:
+// GET|PUT /api/v1/projects/{project}.
+type Project struct {
+	Name string `json:"name,omitempty"` // from the path
+	// MaxRunning is how many of its steps may run at once; 0: no limit.
+	MaxRunning int `json:"max_running"`
+	// Weight is its share of the fleet against other projects (default 1).
+	Weight int `json:"weight"`
+	// Repository is where webhooks read the runbook from.
+	Repository *Repository `json:"repository,omitempty"`
+	// NotifyURL receives a signed POST for every run and step state
+	// change (sign with PUT .../notify-secret).
+	NotifyURL string `json:"notify_url,omitempty"`
+}
+
+// Schedule starts a project's runbook on a cron schedule:
+// PUT /api/v1/projects/{project}/schedules/{name}.
+type Schedule struct {
+	Name string `json:"name,omitempty"` // from the path
+	// Cron is a 5-field expression (minute hour day-of-month month
+	// day-of-week) or a descriptor: @hourly, @daily, @weekly, @every 30m.
+	Cron string `json:"cron"`
+	// Timezone is an IANA name (default UTC) the expression is read in.
+	Timezone string `json:"timezone,omitempty"`
+	// Branch runs the runbook.yml of that branch of the project's
+	// repository, building its tip; or Runbook gives the runbook text.
+	Branch    string         `json:"branch,omitempty"`
+	Runbook   string         `json:"runbook,omitempty"`
+	Params    map[string]any `json:"params,omitempty"`
+	NextAt    *time.Time     `json:"next_at,omitempty"`
+	LastRunID string         `json:"last_run_id,omitempty"`
+}
+
+// Decision is the optional body of an approve or reject.
+type Decision struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+// AuditEvent is who did what to a run: GET /api/v1/runs/{id}/audit.
+type AuditEvent struct {
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"` // approve, reject, cancel, retry, resume, trust, or "METHOD PATH"
+	RunID   string    `json:"run_id,omitempty"`
+	Step    string    `json:"step,omitempty"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// QueueLine is the ready steps needing one set of labels:
+// GET /api/v1/queue.
+type QueueLine struct {
+	Labels []string `json:"labels"`
+	Ready  int      `json:"ready"`
+	// OldestReadySeconds is how long the longest-waiting of them has been
+	// ready.
+	OldestReadySeconds float64 `json:"oldest_ready_seconds"`
+	// Agents is how many enabled agents have all the labels.
+	Agents int `json:"agents"`
+}
+
+// Repository is a project's git repository.
+type Repository struct {
+	URL string `json:"url"`
+	// DefaultBranch (default main) holds the trusted runbook and CI code
+	// for pull requests from forks.
+	DefaultBranch string `json:"default_branch,omitempty"`
+}
+
 // Agent is an agent as the admin API shows it.
 type Agent struct {
 	ID      string   `json:"id"`
@@ -98,6 +218,11 @@ type Agent struct {
 	State   string   `json:"state"`
 	// Connected tells whether its control channel is open now.
 	Connected bool `json:"connected"`
+	// Config is what the agent is told: the server's defaults with the
+	// agent's own settings applied.
+	Config AgentConfig `json:"config"`
+	// Settings are the admin's values for this agent (PUT .../config).
+	Settings AgentSettings `json:"settings"`
 	// Running lists the steps it holds (single-agent view only).
 	Running   []RunningStep `json:"running,omitempty"`
 	CreatedAt time.Time     `json:"created_at"`
@@ -163,6 +288,31 @@ type AgentConfig struct {
 	// PingInterval is how often the server pings the control channel; an
 	// agent that hears nothing for three intervals restarts it.
 	PingInterval time.Duration `json:"ping_interval"`
+	// LeaseLength is how long a reserved step stays the agent's without a
+	// renewal; the agent renews every third of it.
+	LeaseLength time.Duration `json:"lease_length"`
+}
+
+// AgentSettings are an admin's values for one agent's config; zero or
+// absent keeps the server's default. PUT /api/v1/agents/{id}/config.
+type AgentSettings struct {
+	PoolSize int `json:"pool_size,omitempty"`
+	// EvictionTime is a Go duration such as 10m.
+	EvictionTime string `json:"eviction_time,omitempty"`
+}
+
+// LeaseRequest renews the lease on a running step:
+// POST /api/v1/agent/steps/{id}/lease.
+type LeaseRequest struct {
+	Attempt int    `json:"attempt"`
+	LeaseID string `json:"lease_id"`
+}
+
+// Lease answers a renewal.
+type Lease struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	// Cancel tells the agent to stop the step: its run was cancelled.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 // Paths of the control channel and of the state the agent follows.
@@ -205,6 +355,9 @@ type Reservation struct {
 	StepID  string `json:"step_id"`
 	RunID   string `json:"run_id"`
 	Attempt int    `json:"attempt"`
+	// LeaseID must accompany every call about the step (renewals, log,
+	// result); the assignment inside carries it too.
+	LeaseID string `json:"lease_id"`
 	Sealed  []byte `json:"sealed"`
 }
 
@@ -215,6 +368,7 @@ type Assignment struct {
 	Project  string            `json:"project"`
 	StepName string            `json:"step_name"`
 	Attempt  int               `json:"attempt"`
+	LeaseID  string            `json:"lease_id"`
 	Image    string            `json:"image,omitempty"`   // empty: the agent's default image
 	Command  string            `json:"command,omitempty"` // run with sh -c
 	Args     []string          `json:"args,omitempty"`    // or run as is (exec form)
@@ -224,12 +378,29 @@ type Assignment struct {
 	Secrets map[string]string `json:"secrets,omitempty"`
 	// Timeout is how long the step may run (nanoseconds on the wire).
 	Timeout time.Duration `json:"timeout"`
+	// Memory (bytes) and NanoCPUs are the runbook's limits; 0: the
+	// agent's default. The agent caps them at its maximums.
+	Memory   int64 `json:"memory,omitempty"`
+	NanoCPUs int64 `json:"nano_cpus,omitempty"`
+	// Source and CISource are prepared before the step runs, at /job/src
+	// and /job/ci.
+	Source   *Source `json:"source,omitempty"`
+	CISource *Source `json:"ci_source,omitempty"`
+}
+
+// Artifact describes an artifact stored for a run (the answer to a PUT).
+type Artifact struct {
+	Key       string    `json:"key"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // StepResult reports how a step ended. ExitCode is nil when the command never
 // ran to an exit (for example the image was missing); Error then says why.
 type StepResult struct {
 	Attempt  int           `json:"attempt"`
+	LeaseID  string        `json:"lease_id"`
 	ExitCode *int          `json:"exit_code"`
 	Reason   engine.Reason `json:"reason,omitempty"` // set when the step failed
 	Error    string        `json:"error,omitempty"`

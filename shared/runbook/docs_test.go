@@ -306,6 +306,8 @@ func keysUsed(t *testing.T, text string, used map[string]bool) {
 			switch {
 			case section == "runbook" && k == "global":
 				mapping(v, "global")
+			case (section == "step" || section == "global") && k == "resources":
+				mapping(v, "resources")
 			case section == "runbook" && k == "params" && v.Kind == yaml.MappingNode:
 				for j := 1; j < len(v.Content); j += 2 {
 					mapping(v.Content[j], "param")
@@ -316,6 +318,10 @@ func keysUsed(t *testing.T, text string, used map[string]bool) {
 				}
 			case section == "step" && (k == "retry" || k == "assert" || k == "approval"):
 				mapping(v, k)
+			case section == "runbook" && k == "on":
+				mapping(v, "on")
+			case section == "on" && (k == "push" || k == "pull_request"):
+				mapping(v, "trigger")
 			case section == "runbook" && k == "include" && v.Kind == yaml.SequenceNode:
 				for _, in := range v.Content {
 					mapping(in, "include")

@@ -31,15 +31,21 @@ const (
 // Keys lists the keys each mapping of a runbook accepts, in documentation
 // order. The JSON Schema is checked against it.
 var Keys = map[string][]string{
-	"runbook":  {"name", "description", "params", "global", "include", "steps"},
-	"include":  {"path", "as", "after"},
-	"param":    {"type", "required", "default", "values", "description"},
-	"global":   {"env", "image", "timeout", "labels", "secrets"},
-	"step":     {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "secrets", "runs_on", "priority", "approval", "timeout", "retry"},
-	"assert":   {"exit_codes", "output_matches"},
-	"approval": {"required", "message"},
-	"retry":    {"max", "delay", "backoff", "on"},
+	"runbook":   {"name", "description", "on", "params", "global", "include", "steps"},
+	"on":        {"push", "pull_request", "schedule", "api"},
+	"trigger":   {"branches"},
+	"include":   {"path", "as", "after"},
+	"param":     {"type", "required", "default", "values", "description"},
+	"global":    {"env", "image", "timeout", "resources", "labels", "secrets"},
+	"resources": {"memory", "cpus"},
+	"step":      {"name", "command", "image", "depends_on", "env", "if", "cleanup", "outputs", "assert", "secrets", "environment", "runs_on", "priority", "approval", "timeout", "resources", "retry"},
+	"assert":    {"exit_codes", "output_matches"},
+	"approval":  {"required", "message"},
+	"retry":     {"max", "delay", "backoff", "on"},
 }
+
+// EnvironmentNameRe is what an environment (a scope of secrets) may be called.
+var EnvironmentNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$`)
 
 var (
 	stepNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -134,6 +140,8 @@ func (p *parser) parse(text []byte) *Runbook {
 			rb.Name = p.scalar(v, "name")
 		case "description":
 			rb.Description = p.scalar(v, "description")
+		case "on":
+			rb.On = p.on(v)
 		case "global":
 			p.global(v, &rb.Global)
 		case "steps":
@@ -174,6 +182,8 @@ func (p *parser) global(n *yaml.Node, g *Global) {
 			g.Image = p.scalar(v, "global.image")
 		case "timeout":
 			g.Timeout = p.duration(v, "global.timeout", time.Second, MaxTimeout)
+		case "resources":
+			g.Resources = p.resources(v, "global.resources")
 		case "labels":
 			g.Labels = p.labels(v, "global.labels")
 		case "secrets":
@@ -215,6 +225,8 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.Env = p.env(v, "env")
 		case "timeout":
 			s.Timeout = p.duration(v, "timeout", time.Second, MaxTimeout)
+		case "resources":
+			s.Resources = p.resources(v, "resources")
 		case "retry":
 			s.Retry = p.retry(v)
 		case "assert":
@@ -223,6 +235,11 @@ func (p *parser) step(n *yaml.Node) Step {
 			s.RunsOn = p.labels(v, "runs_on")
 		case "secrets":
 			s.Secrets = p.secretNames(v, "secrets")
+		case "environment":
+			s.Environment = p.scalar(v, "environment")
+			if s.Environment != "" && !EnvironmentNameRe.MatchString(s.Environment) {
+				p.errorf(v, "environment %q: use 1 to 50 letters, digits, '-' or '_'", s.Environment)
+			}
 		case "approval":
 			s.Approval = p.approval(v)
 		case "priority":

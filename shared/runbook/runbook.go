@@ -19,8 +19,10 @@ const DefaultTimeout = time.Hour
 type Runbook struct {
 	Name        string
 	Description string
-	Params      []Param
-	Global      Global
+	// On says which events start the runbook; nil: all of them.
+	On     *Triggers
+	Params []Param
+	Global Global
 	// Includes are the runbooks grafted in; their steps are already in
 	// Steps, named AS.NAME.
 	Includes []Include
@@ -48,6 +50,8 @@ type Global struct {
 	Labels []string
 	// Secrets are project secrets every step gets as environment variables.
 	Secrets []string
+	// Resources are every step's default memory and CPU limits.
+	Resources Resources
 }
 
 // Step is one unit of work, run in its own container.
@@ -82,6 +86,11 @@ type Step struct {
 	// Secrets are names of project secrets the step gets as environment
 	// variables (with global.secrets). Values never appear in the runbook.
 	Secrets []string
+	// Environment scopes the step's secrets: a secret set for this
+	// environment of the project wins over the project-wide one.
+	Environment string
+	// Resources are the step's memory and CPU limits (global's otherwise).
+	Resources Resources
 
 	// Pos is where the step starts in the source.
 	Pos Pos `yaml:"-"`

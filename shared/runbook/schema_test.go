@@ -34,14 +34,17 @@ func TestSchemaMatchesParser(t *testing.T) {
 	props := func(v any) map[string]any { return v.(map[string]any)["properties"].(map[string]any) }
 	stepRetry := props(defs["step"])["retry"].(map[string]any)["oneOf"].([]any)[1]
 	objects := map[string]map[string]any{
-		"runbook":  props(schema),
-		"global":   props(props(schema)["global"]),
-		"step":     props(defs["step"]),
-		"param":    props(defs["param"]),
-		"retry":    props(stepRetry),
-		"assert":   props(props(defs["step"])["assert"]),
-		"include":  props(props(schema)["include"].(map[string]any)["items"]),
-		"approval": props(props(defs["step"])["approval"].(map[string]any)["oneOf"].([]any)[1]),
+		"runbook":   props(schema),
+		"global":    props(props(schema)["global"]),
+		"step":      props(defs["step"]),
+		"param":     props(defs["param"]),
+		"retry":     props(stepRetry),
+		"assert":    props(props(defs["step"])["assert"]),
+		"include":   props(props(schema)["include"].(map[string]any)["items"]),
+		"approval":  props(props(defs["step"])["approval"].(map[string]any)["oneOf"].([]any)[1]),
+		"on":        props(props(schema)["on"]),
+		"resources": props(defs["resources"]),
+		"trigger":   props(defs["trigger"].(map[string]any)["oneOf"].([]any)[1]),
 	}
 	if len(objects) != len(runbook.Keys) {
 		t.Errorf("schema checks %d mappings, the parser has %d", len(objects), len(runbook.Keys))

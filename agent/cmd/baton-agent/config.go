@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,14 +26,27 @@ type Config struct {
 	Name         string
 	Labels       []string
 	DefaultImage string
-	Network      string
-	Pull         string
-	Memory       int64
-	NanoCPUs     int64
-	PidsLimit    int64
-	ReserveWait  time.Duration
-	LogLimit     int64
-	HooksDir     string
+	// Network is the step network mode (docker.NetworkModes); host only
+	// with AllowHostNetwork.
+	Network          string
+	AllowHostNetwork bool
+	// ReadOnlyRoot, User, CapAdd and WorkDir: see docker.Options.
+	ReadOnlyRoot bool
+	User         string
+	CapAdd       []string
+	WorkDir      string
+	// Executor is docker (default) or shell (no isolation).
+	Executor string
+	// AllowLocalSources permits copy sources, tarball paths and file://
+	// repositories, which read the agent's host.
+	AllowLocalSources bool
+	Pull              string
+	Memory            int64
+	NanoCPUs          int64
+	PidsLimit         int64
+	ReserveWait       time.Duration
+	LogLimit          int64
+	HooksDir          string
 	// HealthAddr serves /livez and /readyz when set.
 	HealthAddr string
 }
@@ -47,10 +62,22 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--name is required")
 	case c.Pull != "if-not-present" && c.Pull != "always" && c.Pull != "never":
 		return fmt.Errorf("--pull must be if-not-present, always or never, not %q", c.Pull)
-	case c.Network != "none" && c.Network != "bridge":
-		return fmt.Errorf("--network must be none or bridge, not %q", c.Network)
+	case c.WorkDir == "":
+		return fmt.Errorf("--work-dir is required")
 	case c.ReserveWait <= 0 || c.ReserveWait > protocol.MaxReserveWait:
 		return fmt.Errorf("--reserve-wait must be in (0, %s]", protocol.MaxReserveWait)
+	}
+	if c.Executor != "docker" && c.Executor != "shell" {
+		return fmt.Errorf("--executor must be docker or shell, not %q", c.Executor)
+	}
+	if err := docker.CheckNetwork(c.Network, c.AllowHostNetwork); err != nil {
+		return fmt.Errorf("--network: %w", err)
+	}
+	if _, err := docker.NormalizeCapabilities(c.CapAdd); err != nil {
+		return fmt.Errorf("--cap-add: %w", err)
+	}
+	if err := docker.CheckUser(c.User); err != nil {
+		return fmt.Errorf("--user: %w", err)
 	}
 	for _, l := range c.Labels {
 		if !runbook.ValidLabel(l) {
@@ -66,8 +93,10 @@ func (c Config) String() string {
 	if c.Token != "" {
 		token = "<redacted>"
 	}
-	return fmt.Sprintf("server=%s token=%s state-dir=%s name=%s labels=%s default-image=%s network=%s memory=%d nano-cpus=%d pids-limit=%d",
-		c.Server, token, c.StateDir, c.Name, strings.Join(c.Labels, ","), c.DefaultImage, c.Network, c.Memory, c.NanoCPUs, c.PidsLimit)
+	return fmt.Sprintf("server=%s token=%s state-dir=%s name=%s labels=%s default-image=%s network=%s allow-host-network=%t "+
+		"read-only-root=%t user=%s cap-add=%s work-dir=%s memory=%d nano-cpus=%d pids-limit=%d executor=%s allow-local-sources=%t",
+		c.Server, token, c.StateDir, c.Name, strings.Join(c.Labels, ","), c.DefaultImage, c.Network, c.AllowHostNetwork,
+		c.ReadOnlyRoot, c.User, strings.Join(c.CapAdd, ","), c.WorkDir, c.Memory, c.NanoCPUs, c.PidsLimit, c.Executor, c.AllowLocalSources)
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -76,6 +105,18 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 			return v
 		}
 		return def
+	}
+	var envErr error
+	envBool := func(name string) bool {
+		v := getenv(name)
+		if v == "" {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil && envErr == nil {
+			envErr = fmt.Errorf("%s: %q is not true or false", name, v)
+		}
+		return b
 	}
 	host, _ := os.Hostname()
 	var cfg Config
@@ -87,7 +128,14 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	labels := fs.String("labels", env("BATON_AGENT_LABELS", ""), "comma-separated labels, NAME or NAME=VALUE, that steps' runs_on match; os= and arch= are added (BATON_AGENT_LABELS)")
 	fs.StringVar(&cfg.DefaultImage, "default-image", env("BATON_DEFAULT_IMAGE", docker.DefaultImage), "image for steps that name none (BATON_DEFAULT_IMAGE)")
 	fs.StringVar(&cfg.Pull, "pull", env("BATON_PULL_POLICY", "if-not-present"), "image pull policy: if-not-present, always or never (BATON_PULL_POLICY)")
-	fs.StringVar(&cfg.Network, "network", env("BATON_STEP_NETWORK", "none"), "step container network: none or bridge (BATON_STEP_NETWORK)")
+	fs.StringVar(&cfg.Network, "network", env("BATON_STEP_NETWORK", docker.NetworkNone), "step container network: none; bridge (Docker's default, shared by all); run (a network per run, steps reach each other by name); host (only with --allow-host-network) (BATON_STEP_NETWORK)")
+	fs.BoolVar(&cfg.AllowHostNetwork, "allow-host-network", envBool("BATON_ALLOW_HOST_NETWORK"), "allow --network host, which gives steps the host's network stack (BATON_ALLOW_HOST_NETWORK)")
+	fs.BoolVar(&cfg.ReadOnlyRoot, "read-only-root", envBool("BATON_READ_ONLY_ROOT"), "make step containers' root file system read-only; /tmp becomes a 256 MiB tmpfs, /workspace stays writable (BATON_READ_ONLY_ROOT)")
+	fs.StringVar(&cfg.User, "user", env("BATON_STEP_USER", ""), "run steps as UID[:GID], e.g. 65534:65534, instead of the image's user (BATON_STEP_USER)")
+	capAdd := fs.String("cap-add", env("BATON_STEP_CAP_ADD", ""), "comma-separated capabilities given back to steps, from Docker's default set: "+strings.Join(docker.AllowedCapabilities(), ",")+" (BATON_STEP_CAP_ADD)")
+	fs.StringVar(&cfg.Executor, "executor", env("BATON_EXECUTOR", "docker"), "how steps run: docker (isolated containers) or shell (host processes as the agent's user, NO isolation; for hosts without Docker) (BATON_EXECUTOR)")
+	fs.BoolVar(&cfg.AllowLocalSources, "allow-local-sources", envBool("BATON_ALLOW_LOCAL_SOURCES"), "allow runs' copy sources, tarball paths and file:// repositories, which read this host's files (BATON_ALLOW_LOCAL_SOURCES)")
+	fs.StringVar(&cfg.WorkDir, "work-dir", env("BATON_WORK_DIR", docker.DefaultWorkDir()), "host directory for the steps' workspaces, one per attempt; the Docker daemon must see it at the same path (BATON_WORK_DIR)")
 	fs.Int64Var(&cfg.Memory, "memory", 2<<30, "memory limit per step container, bytes (no swap)")
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")
 	fs.Int64Var(&cfg.PidsLimit, "pids-limit", 1024, "process limit per step container")
@@ -101,7 +149,19 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if envErr != nil {
+		return cfg, envErr
+	}
 	cfg.Labels = agentLabels(*labels)
+	cfg.CapAdd = splitList(*capAdd)
+	if cfg.WorkDir != "" {
+		// Docker mounts host paths: they must be absolute.
+		abs, err := filepath.Abs(cfg.WorkDir)
+		if err != nil {
+			return cfg, fmt.Errorf("--work-dir: %w", err)
+		}
+		cfg.WorkDir = abs
+	}
 	if cfg.Token == "" {
 		cfg.Token = getenv("BATON_REGISTRATION_TOKEN")
 	}
@@ -113,6 +173,17 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Token = strings.TrimSpace(string(b))
 	}
 	return cfg, cfg.Validate()
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(flag string) []string {
+	var items []string
+	for _, item := range strings.Split(flag, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
 }
 
 // agentLabels parses --labels and adds the os= and arch= every agent has.

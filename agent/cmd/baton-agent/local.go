@@ -24,15 +24,16 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	params := paramFlag(fs)
 	parallel := fs.Int("parallel", 2, "steps run at once")
 	image := fs.String("default-image", docker.DefaultImage, "image for steps that name none")
-	network := fs.String("network", "none", "step container network: none or bridge")
+	network := fs.String("network", docker.NetworkNone, "step container network: none, bridge, run (a network for this run; steps reach each other by name) or host (with --allow-host-network)")
+	allowHost := fs.Bool("allow-host-network", false, "allow --network host")
 	rb, err := parseOne(fs, args, "[--param NAME=VALUE]... [--parallel N] [--default-image IMAGE] RUNBOOK.yml")
 	if err != nil {
 		return err
 	}
-	if *network != "none" && *network != "bridge" {
-		return usageError{fmt.Errorf("--network must be none or bridge, not %q", *network)}
+	if err := docker.CheckNetwork(*network, *allowHost); err != nil {
+		return usageError{fmt.Errorf("--network: %w", err)}
 	}
-	exec, err := docker.New(ctx, docker.Options{AgentID: "local", DefaultImage: *image, Network: *network,
+	exec, err := docker.New(ctx, docker.Options{AgentID: "local", DefaultImage: *image, Network: *network, AllowHostNetwork: *allowHost,
 		Memory: 2 << 30, NanoCPUs: 2e9, PidsLimit: 1024})
 	if err != nil {
 		return err

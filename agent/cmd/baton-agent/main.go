@@ -6,6 +6,7 @@
 //	baton-agent plan [--param NAME=VALUE]... RUNBOOK.yml
 //	baton-agent test [--stubs FILE] [--param NAME=VALUE]... [--expect STATE] RUNBOOK.yml
 //	baton-agent run [--param NAME=VALUE]... [--parallel N] RUNBOOK.yml
+//	baton-agent cacher put|get|delete|mask|output ...   (or the binary called as cacher, inside a step)
 package main
 
 import (
@@ -18,18 +19,26 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/baton-ci/baton/agent"
+	"github.com/baton-ci/baton/agent/cacher"
 	"github.com/baton-ci/baton/agent/docker"
 	"github.com/baton-ci/baton/agent/rpc"
+	"github.com/baton-ci/baton/agent/shell"
+	"github.com/baton-ci/baton/agent/source"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// Inside a step the binary is mounted as cacher.
+	if filepath.Base(os.Args[0]) == cacher.Name {
+		os.Exit(cacher.Main(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first signal starts a graceful stop, a second one kills.
@@ -51,6 +60,8 @@ func main() {
 		err = test(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "run":
 		err = runLocal(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case cacher.Name:
+		os.Exit(cacher.Main(ctx, os.Args[2:], os.Getenv, os.Stdin, os.Stderr))
 	default:
 		err = run(ctx, os.Args[1:], logger)
 	}
@@ -88,14 +99,28 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	if err != nil {
 		return usageError{err}
 	}
-	exec, err := docker.New(ctx, docker.Options{
-		AgentID: id.ID, DefaultImage: cfg.DefaultImage, Network: cfg.Network, Pull: cfg.Pull,
-		Memory: cfg.Memory, NanoCPUs: cfg.NanoCPUs, PidsLimit: cfg.PidsLimit, Logger: logger,
-	})
+	// The agent's own directories in the work dir: cacher sockets and
+	// prepared sources (the executor keeps step workspaces in <id>/).
+	cacherDir := filepath.Join(cfg.WorkDir, id.ID+"-cacher")
+	if err := cacher.PrepareWorkDir(cacherDir); err != nil {
+		return usageError{fmt.Errorf("--work-dir: %w", err)}
+	}
+	cacherBinary, err := cacher.Binary()
+	if err != nil {
+		logger.Warn("steps will have no cacher", slog.Any("err", err))
+	} else if cfg.Executor == "docker" {
+		// The daemon mounts cacher from its own host, which sees the work
+		// dir at the same path but not necessarily this binary (an agent in
+		// a container): steps get a copy in the work dir.
+		if cacherBinary, err = cacher.StageBinary(cacherBinary, filepath.Join(cacherDir, "bin")); err != nil {
+			return fmt.Errorf("--work-dir: %w", err)
+		}
+	}
+	exec, closeExec, err := newExecutor(ctx, cfg, id.ID, logger)
 	if err != nil {
 		return err
 	}
-	defer exec.Close()
+	defer closeExec()
 	health := agent.NewHealth()
 	if cfg.HealthAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HealthAddr)
@@ -109,7 +134,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	}
 	a := &agent.Agent{
 		Config: agent.Config{Name: cfg.Name, Version: version, Labels: cfg.Labels, Token: cfg.Token,
-			ReserveWait: cfg.ReserveWait, StateDir: cfg.StateDir, LogLimit: cfg.LogLimit, HooksDir: cfg.HooksDir},
+			ReserveWait: cfg.ReserveWait, StateDir: cfg.StateDir, LogLimit: cfg.LogLimit, HooksDir: cfg.HooksDir,
+			SourcesDir: filepath.Join(cfg.WorkDir, id.ID+"-sources"), Sources: source.Options{AllowLocal: cfg.AllowLocalSources},
+			WorkDir: cacherDir, CacherBinary: cacherBinary},
 		Identity: id, Client: client, Executor: exec, Logger: logger, OnState: health.Set, OnControl: health.SetControl,
 	}
 	err = a.Run(ctx)
@@ -118,6 +145,24 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// newExecutor builds the executor the operator chose.
+func newExecutor(ctx context.Context, cfg Config, agentID string, logger *slog.Logger) (agent.Executor, func(), error) {
+	if cfg.Executor == "shell" {
+		logger.Warn("shell executor: steps run as host processes with this agent's user and NO isolation")
+		exec, err := shell.New(shell.Options{WorkDir: filepath.Join(cfg.WorkDir, agentID+"-shell"), Logger: logger})
+		return exec, func() {}, err
+	}
+	exec, err := docker.New(ctx, docker.Options{
+		AgentID: agentID, DefaultImage: cfg.DefaultImage, Network: cfg.Network, AllowHostNetwork: cfg.AllowHostNetwork,
+		ReadOnlyRoot: cfg.ReadOnlyRoot, User: cfg.User, CapAdd: cfg.CapAdd, WorkDir: cfg.WorkDir, Pull: cfg.Pull,
+		Memory: cfg.Memory, NanoCPUs: cfg.NanoCPUs, PidsLimit: cfg.PidsLimit, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return exec, func() { exec.Close() }, nil
 }
 
 func buildImage(ctx context.Context, args []string) error {

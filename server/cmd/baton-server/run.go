@@ -16,8 +16,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/artifacts"
 	"github.com/baton-ci/baton/server/control"
+	"github.com/baton-ci/baton/server/gitcache"
+	"github.com/baton-ci/baton/server/pgnotify"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
 	"github.com/baton-ci/baton/shared/protocol"
@@ -36,6 +41,8 @@ type Main struct {
 	http     *http.Server
 	control  *control.Hub
 	stopPing chan struct{}
+	// relayDone is closed when the replica relay (PostgreSQL) has stopped.
+	relayDone chan struct{}
 	// stopRequests cancels the base context of every request at shutdown,
 	// so held long-polls answer at once instead of delaying it.
 	stopRequests context.CancelFunc
@@ -79,9 +86,15 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.db, err = store.OpenSQLite(ctx, filepath.Join(m.Config.DataDir, "baton.db")); err != nil {
+	if m.Config.DB == "" {
+		m.db, err = store.OpenSQLite(ctx, filepath.Join(m.Config.DataDir, "baton.db"))
+	} else {
+		m.db, err = store.OpenPostgres(ctx, m.Config.DB)
+	}
+	if err != nil {
 		return err
 	}
+	m.db.MaxRunning = m.Config.MaxRunning
 	secretKey, err := secretbox.LoadOrCreateKey(filepath.Join(m.Config.DataDir, "secrets.key"))
 	if err != nil {
 		return err
@@ -90,15 +103,26 @@ func (m *Main) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	files, err := artifacts.Open(filepath.Join(m.Config.DataDir, "artifacts"))
+	if err != nil {
+		return err
+	}
+	repos, err := gitcache.New(filepath.Join(m.Config.DataDir, "git"))
+	if err != nil {
+		return err
+	}
 	m.control = control.New(10*time.Second, m.Logger)
 	m.stopPing = make(chan struct{})
 	go m.control.Ping(m.Config.AgentPingInterval, m.stopPing)
+	wake := api.NewWake()
 	srv := &api.Server{
-		Runs: m.db, Dispatch: m.db, Agents: m.db, Secrets: m.db, Box: box, AdminToken: adminToken, SigningKey: key,
+		Runs: m.db, Dispatch: m.db, Agents: m.db, Secrets: m.db, Projects: m.db, Hooks: m.db, Schedules: m.db, Audit: m.db, Queue: m.db, Notifications: m.db, Repos: repos, Box: box, AdminToken: adminToken, SigningKey: key,
 		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction,
-			PingInterval: m.Config.AgentPingInterval},
+			PingInterval: m.Config.AgentPingInterval, LeaseLength: m.Config.LeaseLength},
 		Control: m.control,
-		Wake:    api.NewWake(), Logger: m.Logger, UI: ui.Handler(), Ping: m.db.Ping,
+		Wake:    wake, Logger: m.Logger, UI: ui.Handler(), Ping: m.db.Ping,
+		Artifacts: m.db, ArtifactFiles: files, ArtifactMaxBytes: m.Config.ArtifactMaxBytes,
+		ArtifactRetention: m.Config.ArtifactRetention,
 	}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -106,11 +130,37 @@ func (m *Main) open(ctx context.Context) error {
 	// No WriteTimeout: reserve long-polls hold responses open for up to 30 s.
 	base, stopRequests := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopRequests = stopRequests
+	go srv.ExpireLeases(base)
+	go srv.KeepArtifacts(base)
+	if m.Config.DB != "" {
+		m.relay(base, wake)
+	}
 	m.http = &http.Server{
 		Handler: srv.Router(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return base },
 	}
+	go srv.ProcessHooks(base) // after Router, which readies its wake-up channel
+	go srv.RunSchedules(base, 10*time.Second)
+	go srv.SendNotifications(base, &http.Client{Timeout: 15 * time.Second})
 	return nil
+}
+
+// relay connects this replica's wake and control hints with the other
+// replicas' through PostgreSQL LISTEN/NOTIFY, until ctx is done.
+func (m *Main) relay(ctx context.Context, wake *api.Wake) {
+	replica := uuid.NewString()
+	m.Logger.Info("replica relay starting", slog.String("replica", replica))
+	r := pgnotify.New(pgnotify.Config{
+		DSN: m.Config.DB, Replica: replica, Logger: m.Logger,
+		OnWake: wake.NotifyLocal, OnControl: m.control.Deliver,
+	})
+	wake.SetBroadcast(r.Wake)
+	m.control.SetBroadcast(r.Control)
+	m.relayDone = make(chan struct{})
+	go func() {
+		defer close(m.relayDone)
+		r.Run(ctx)
+	}()
 }
 
 // adminToken returns the configured admin token, or the one generated into
@@ -175,6 +225,13 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.listener != nil && m.http == nil {
 		errs = append(errs, m.listener.Close())
+	}
+	if m.relayDone != nil {
+		if m.stopRequests != nil {
+			m.stopRequests()
+		}
+		<-m.relayDone
+		m.relayDone = nil
 	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())

@@ -1,0 +1,6 @@
+package api
+
+import "time"
+
+// SetNow replaces the server's clock (tests only).
+func (s *Server) SetNow(now func() time.Time) { s.now = now }

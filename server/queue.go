@@ -1,0 +1,23 @@
+package server
+
+import (
+	"context"
+	"time"
+)
+
+// QueueLine is the ready steps that need one set of labels.
+type QueueLine struct {
+	Labels []string
+	// Ready steps, reservable now or after a retry delay.
+	Ready int
+	// OldestReady is when the longest-waiting of them became ready.
+	OldestReady time.Time
+	// Agents is how many enabled agents have all the labels.
+	Agents int
+}
+
+// QueueStore reports the queue, for autoscalers and the why-waiting view.
+type QueueStore interface {
+	// Queue returns the ready steps grouped by the labels they need.
+	Queue(ctx context.Context) ([]QueueLine, error)
+}
