@@ -121,7 +121,7 @@ func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byt
 // FindAgent returns one agent.
 func (s *DB) FindAgent(ctx context.Context, id string) (*server.Agent, error) {
 	var row agentRow
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	if err := s.r.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, notFound(err, "agent %q not found", id)
 	}
 	return row.domain(), nil
@@ -130,7 +130,7 @@ func (s *DB) FindAgent(ctx context.Context, id string) (*server.Agent, error) {
 // ListAgents returns every agent, oldest first.
 func (s *DB) ListAgents(ctx context.Context) ([]*server.Agent, error) {
 	var rows []agentRow
-	if err := s.db.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+	if err := s.r.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
 	out := make([]*server.Agent, len(rows))
