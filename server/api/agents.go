@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"log/slog"
@@ -215,11 +216,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // agentState tells the agent what is wanted of it, and its config. It is
 // also how the server hears from an agent that is not reserving.
 func (s *Server) agentState(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agents.TouchAgent(r.Context(), agentFrom(r.Context()).ID, s.now()); err != nil {
+	agent := agentFrom(r.Context())
+	if err := s.touch(r.Context(), agent); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	agent := agentFrom(r.Context())
 	writeJSON(w, http.StatusOK, protocol.AgentState{State: string(agent.State), Config: s.configFor(agent)})
 }
 
@@ -235,4 +236,21 @@ func (s *Server) agentView(a *server.Agent) protocol.Agent {
 		v.Settings.EvictionTime = a.Settings.EvictionTime.String()
 	}
 	return v
+}
+
+// DefaultSeenResolution is how stale an agent's last_seen may get.
+const DefaultSeenResolution = time.Second
+
+// touch records that the agent was heard from, unless its last_seen (as
+// requireAgent just read it) is recent enough already.
+func (s *Server) touch(ctx context.Context, agent *server.Agent) error {
+	res := s.SeenResolution
+	if res == 0 {
+		res = DefaultSeenResolution
+	}
+	now := s.now()
+	if now.Sub(agent.LastSeen) < res {
+		return nil
+	}
+	return s.Agents.TouchAgent(ctx, agent.ID, now)
 }

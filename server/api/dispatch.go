@@ -40,7 +40,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(d, protocol.MaxReserveWait)
 	}
-	if err := s.Agents.TouchAgent(ctx, agent.ID, s.now()); err != nil {
+	if err := s.touch(ctx, agent); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
