@@ -42,7 +42,7 @@ func gitCheckout(ctx context.Context, opts Options, src *protocol.Source, cred *
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
 		if err != nil {
-			return "", fmt.Errorf("git %s of %s: %w: %s", args[0], redactURL(src.URL), err, sess.Mask(strings.TrimSpace(out.String())))
+			return "", fmt.Errorf("git %s of %s: %w: %s", args[0], redactURL(src.URL), err, gitauth.Explain(sess.Mask(strings.TrimSpace(out.String()))))
 		}
 		return strings.TrimSpace(out.String()), nil
 	}

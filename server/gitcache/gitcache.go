@@ -63,7 +63,7 @@ func git(ctx context.Context, dir string, sess *gitauth.Session, args ...string)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("git %s: %v: %s", args[0], err, sess.Mask(strings.TrimSpace(errb.String())))
+		return "", fmt.Errorf("git %s: %v: %s", args[0], err, gitauth.Explain(sess.Mask(strings.TrimSpace(errb.String()))))
 	}
 	return out.String(), nil
 }

@@ -168,6 +168,19 @@ func (s *Session) Mask(text string) string {
 	return string(s.masker.Mask([]byte(text)))
 }
 
+// Explain returns git's message with a hint when it says the repository
+// asked for credentials it did not get or refused them.
+func Explain(msg string) string {
+	for _, sign := range []string{"could not read Username", "Authentication failed", "terminal prompts disabled",
+		"Permission denied (publickey", "Host key verification failed", "HTTP Basic: Access denied", "returned error: 403"} {
+		if strings.Contains(msg, sign) {
+			return msg + " (the repository refused access: it needs credentials, or refused the ones given;" +
+				" see the project's repository.credentials and the secret they name)"
+		}
+	}
+	return msg
+}
+
 // Close removes the key files; it is safe to call more than once.
 func (s *Session) Close() error {
 	if s == nil || s.dir == "" {
