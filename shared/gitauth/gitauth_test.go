@@ -157,3 +157,41 @@ func TestSSHKeyFile(t *testing.T) {
 		t.Errorf("key file %s still there after Close: %v", keyPath, err)
 	}
 }
+
+// A repository over real SSH (sshd on loopback): the deploy key with the
+// host's known_hosts line clones; a host key that does not match, a host
+// that is not known, or another key is refused, and no key file is left.
+func TestSSHCredentials(t *testing.T) {
+	t.Parallel()
+	srv := gitauthtest.StartSSH(t)
+	repo := workRepo(t)
+	url := srv.URL(repo)
+	if _, err := clone(t, url, &protocol.GitCredentials{SSHKey: srv.Key, KnownHosts: srv.KnownHosts}); err != nil {
+		t.Fatalf("clone with the deploy key: %v", err)
+	}
+	// The same host, with another machine's (valid) key.
+	wrongHost := strings.Fields(srv.KnownHosts)[0] + " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	for _, c := range []struct {
+		what string
+		cred protocol.GitCredentials
+		want string
+	}{
+		{"another host key", protocol.GitCredentials{SSHKey: srv.Key, KnownHosts: wrongHost}, "Host key verification failed"},
+		{"an unknown host", protocol.GitCredentials{SSHKey: srv.Key}, "Host key verification failed"},
+		{"another key", protocol.GitCredentials{SSHKey: srv.OtherKey, KnownHosts: srv.KnownHosts}, "Permission denied"},
+	} {
+		out, err := clone(t, url, &c.cred)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("%s: %v %s, want %q", c.what, err, out, c.want)
+		}
+		if strings.Contains(out, "PRIVATE KEY") {
+			t.Errorf("%s: the key is in git's output: %s", c.what, out)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), "baton-git-ssh-*", "id"))
+	for _, f := range left {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), strings.TrimSpace(srv.Key)) {
+			t.Errorf("key file %s left behind", f)
+		}
+	}
+}
