@@ -130,8 +130,13 @@ func credentialValues(c *protocol.GitCredentials) map[string]string {
 // credentials of the project's private repository for each source that is
 // that repository, and none at all for an untrusted run (code from a fork
 // never gets them, on any path, until an admin trusts the run). mask holds
-// the credentials' values either way, for the server's masking pass.
+// the values given, for the server's masking pass. A run with no git
+// source costs no lookup.
 func (s *Server) sourceCredentials(ctx context.Context, run *server.Run) (src, ci *protocol.GitCredentials, mask map[string]string, err error) {
+	isGit := func(src *server.Source) bool { return src != nil && src.Type == protocol.SourceGit }
+	if run.Untrusted || (!isGit(run.Source) && !isGit(run.CISource)) {
+		return nil, nil, nil, nil
+	}
 	settings, err := s.Projects.ProjectSettings(ctx, run.Project)
 	if server.ErrorCode(err) == server.ENOTFOUND || (err == nil && settings.RepoCredentials == nil) {
 		return nil, nil, nil, nil
@@ -139,23 +144,28 @@ func (s *Server) sourceCredentials(ctx context.Context, run *server.Run) (src, c
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	src = &protocol.GitCredentials{} // a marker until opened
+	ci = src
+	if !isGit(run.Source) || run.Source.URL != settings.RepoURL {
+		src = nil
+	}
+	if !isGit(run.CISource) || run.CISource.URL != settings.RepoURL {
+		ci = nil
+	}
+	if src == nil && ci == nil {
+		return nil, nil, nil, nil // its sources are other repositories
+	}
 	cred, err := s.repoCredentials(ctx, run.Project, settings, settings.RepoURL)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	mask = credentialValues(cred)
-	if run.Untrusted {
-		return nil, nil, mask, nil
+	if src != nil {
+		src = cred
 	}
-	for _, p := range []struct {
-		src *server.Source
-		out **protocol.GitCredentials
-	}{{run.Source, &src}, {run.CISource, &ci}} {
-		if p.src != nil && p.src.Type == protocol.SourceGit && p.src.URL == settings.RepoURL {
-			*p.out = cred
-		}
+	if ci != nil {
+		ci = cred
 	}
-	return src, ci, mask, nil
+	return src, ci, credentialValues(cred), nil
 }
 
 // projectCredentialValues are the values of a project's repository

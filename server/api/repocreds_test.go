@@ -113,6 +113,15 @@ func TestPrivateRepositoryCredentials(t *testing.T) {
 	if failed.State != "failed" || !strings.Contains(failed.Error, url) || !strings.Contains(failed.Error, "REPO_TOKEN") {
 		t.Errorf("run without the credential's secret: %s %q", failed.State, failed.Error)
 	}
+	// Meanwhile runs that do not build the repository are not held up.
+	agent := ts.newAgent(t, "trusted")
+	plain := ts.createRun(t, "app", "steps:\n  - name: plain\n    command: \"true\"\n")
+	as := agent.reserveStep(t, ts, "plain")
+	if as.RunID != plain.ID || as.SourceCredentials != nil {
+		t.Errorf("plain run's assignment: %+v", as)
+	}
+	wantStatus(t, "complete plain", agent.complete(t, ts, as.StepID, protocol.StepResult{Attempt: 1, ExitCode: new(0)}), http.StatusNoContent)
+
 	// A wrong token: git is refused, and the run says which repository.
 	wantStatus(t, "wrong token", ts.admin(t, "PUT", "/api/v1/projects/app/secrets/REPO_TOKEN", map[string]string{"value": "ghs_revokedToken00000"}), 204)
 	failed = ts.getRun(t, ts.deliveryRun(t, "app", secret, "push-2", "push", push))
@@ -125,8 +134,7 @@ func TestPrivateRepositoryCredentials(t *testing.T) {
 	if run.Error != "" || len(run.Steps) != 1 {
 		t.Fatalf("run from the private repository: %q %+v", run.Error, run.Steps)
 	}
-	agent := ts.newAgent(t, "trusted")
-	as := agent.reserveStep(t, ts, "test")
+	as = agent.reserveStep(t, ts, "test")
 	if c := as.SourceCredentials; as.Source == nil || as.Source.URL != url || c == nil || c.Username != "x-access-token" || c.Password != token {
 		t.Errorf("assignment source %+v credentials %+v: want the repository's", as.Source, c)
 	}
