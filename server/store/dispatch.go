@@ -152,10 +152,16 @@ func (s *DB) reserveIn(tx *gorm.DB, projectID, agentID string, now time.Time, le
 		return nil, nil, err
 	}
 	run := &server.Run{ID: step.RunID, Project: p.Name}
-	var found []struct{ Source, CiSource string }
-	if err := tx.Raw(`SELECT source, ci_source FROM runs WHERE id = ?`, step.RunID).Scan(&found).Error; err != nil || len(found) != 1 {
+	var found []struct {
+		Source, CiSource string
+		Untrusted        bool
+	}
+	if err := tx.Raw(`SELECT source, ci_source, untrusted FROM runs WHERE id = ?`, step.RunID).Scan(&found).Error; err != nil || len(found) != 1 {
 		return nil, nil, fmt.Errorf("sources of run %s: %v", step.RunID, err)
 	}
+	// Untrusted decides whether the step may have the repository's
+	// credentials; it is read in the transaction that reserves the step.
+	run.Untrusted = found[0].Untrusted
 	if run.Source, err = sourceOf(found[0].Source); err != nil {
 		return nil, nil, err
 	}
