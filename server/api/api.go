@@ -133,6 +133,7 @@ func (s *Server) Router() http.Handler {
 			r.Post("/agents/{id}/drain", s.setAgentState(server.AgentDraining))
 			r.Delete("/agents/{id}", s.setAgentState(server.AgentDeleted))
 			r.Put("/agents/{id}/config", s.setAgentSettings)
+			r.Post("/fleet/{command}", s.fleetCommand)
 			r.Get("/openapi.json", s.openAPI)
 		})
 		// Webhooks authenticate by the delivery's signature.

@@ -154,6 +154,29 @@ func (s *DB) SetAgentState(ctx context.Context, id string, state server.AgentSta
 	})
 }
 
+// SetFleetState sets the state of every agent that is not deleted, not in
+// that state already, and has all of labels (all of them when labels is
+// empty), in one statement; it returns their ids.
+func (s *DB) SetFleetState(ctx context.Context, labels []string, state server.AgentState) ([]string, error) {
+	if labels == nil {
+		labels = []string{}
+	}
+	need, err := json.Marshal(labels)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
+		ids = nil
+		return tx.Raw(`UPDATE agents AS a SET state = ? WHERE a.state <> ? AND a.state <> ? AND `+s.d.agentCovers+` RETURNING id`,
+			state, server.AgentDeleted, state, string(need)).Scan(&ids).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set fleet state %s: %w", state, err)
+	}
+	return ids, nil
+}
+
 // SetAgentSettings replaces an agent's settings.
 func (s *DB) SetAgentSettings(ctx context.Context, id string, settings server.AgentSettings) error {
 	if err := settings.Validate(); err != nil {

@@ -328,6 +328,21 @@ type AgentSettings struct {
 	EvictionTime string `json:"eviction_time,omitempty"`
 }
 
+// FleetCommand selects the agents of a fleet command:
+// POST /api/v1/fleet/{enable|disable|drain}. Exactly one of Labels (agents
+// that have all of them) and All must be given.
+type FleetCommand struct {
+	Labels []string `json:"labels,omitempty"`
+	All    bool     `json:"all,omitempty"`
+}
+
+// FleetResult is the answer to a fleet command: the agents whose state
+// changed (those already in it are left alone).
+type FleetResult struct {
+	State  string   `json:"state"`
+	Agents []string `json:"agents"`
+}
+
 // LeaseRequest renews the lease on a running step:
 // POST /api/v1/agent/steps/{id}/lease.
 type LeaseRequest struct {
