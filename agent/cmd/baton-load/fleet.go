@@ -35,6 +35,7 @@ func benchFleet(ctx context.Context, cfg Config, logger *slog.Logger, w io.Write
 		return err
 	}
 	f := newFleet(srv.URL, token, dir, 0, logger)
+	f.h2c = cfg.H2C
 	defer func() { err = errors.Join(err, f.stop(time.Minute)) }()
 	fmt.Fprintf(w, "\n== fleet: %d idle agents (server ulimit -n %s)\n", n, limit)
 
