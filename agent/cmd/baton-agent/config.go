@@ -137,7 +137,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	capAdd := fs.String("cap-add", env("BATON_STEP_CAP_ADD", ""), "comma-separated capabilities given back to steps, from Docker's default set: "+strings.Join(docker.AllowedCapabilities(), ",")+" (BATON_STEP_CAP_ADD)")
 	fs.StringVar(&cfg.Executor, "executor", env("BATON_EXECUTOR", "docker"), "how steps run: docker (isolated containers) or shell (host processes as the agent's user, NO isolation; for hosts without Docker) (BATON_EXECUTOR)")
 	fs.BoolVar(&cfg.AllowLocalSources, "allow-local-sources", envBool("BATON_ALLOW_LOCAL_SOURCES"), "allow runs' copy sources, tarball paths and file:// repositories, which read this host's files (BATON_ALLOW_LOCAL_SOURCES)")
-	fs.BoolVar(&cfg.H2C, "h2c", envBool("BATON_H2C"), "speak HTTP/2 without TLS to an http:// server: one connection for the control stream, the long-poll and every call; the path to the server must pass h2c (BATON_H2C)")
+	fs.BoolVar(&cfg.H2C, "h2c", envBool("BATON_H2C"), "experimental: speak HTTP/2 without TLS to an http:// server: one connection for the control stream, the long-poll and every call; the path to the server must pass h2c (BATON_H2C)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", env("BATON_WORK_DIR", docker.DefaultWorkDir()), "host directory for the steps' workspaces, one per attempt; the Docker daemon must see it at the same path (BATON_WORK_DIR)")
 	fs.Int64Var(&cfg.Memory, "memory", 2<<30, "memory limit per step container, bytes (no swap)")
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")

@@ -88,7 +88,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.DurationVar(&c.StepDelay, "step-delay", 0, "how long each no-op step takes")
 	fs.IntVar(&c.RegisterConcurrency, "register-concurrency", 64, "agents registering and connecting at once")
 	fs.IntVar(&c.Fleet, "fleet", 10000, "idle agents for the fleet test (0: skip it)")
-	fs.BoolVar(&c.H2C, "h2c", true, "agents speak HTTP/2 without TLS (baton-agent --h2c): one connection each; -h2c=false for HTTP/1.1")
+	fs.BoolVar(&c.H2C, "h2c", false, "agents speak HTTP/2 without TLS (baton-agent --h2c, experimental): one connection each")
 	fs.DurationVar(&c.IdleWindow, "idle-window", 22*time.Second, "how long the idle fleet is measured (a ping round is every 10 s)")
 	fs.StringVar(&c.Control, "control", "fleet-disable", "control command for the fleet: fleet-disable (one POST /api/v1/fleet/disable for all), or disable or config (one command per agent)")
 	fs.IntVar(&c.ControlConcurrency, "control-concurrency", 256, "control commands in flight at once")
