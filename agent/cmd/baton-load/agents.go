@@ -100,6 +100,7 @@ func (f *fleet) start(i int, cameUp func()) error {
 	sim := &simAgent{idx: i, id: id.ID}
 	log := f.logger.With(slog.String("agent_id", id.ID))
 	var disabled bool // owned by the agent's Run goroutine
+	var wasUp bool    // the same
 	a := &agent.Agent{
 		Config: agent.Config{Name: fmt.Sprintf("load-%05d", i), Version: "baton-load", Token: f.token,
 			ReserveWait: protocol.MaxReserveWait, StateDir: stateDir},
@@ -118,6 +119,11 @@ func (f *fleet) start(i int, cameUp func()) error {
 			}
 		},
 		OnControl: func(up bool) {
+			// Told on every failed attempt too: count changes only.
+			if up == wasUp {
+				return
+			}
+			wasUp = up
 			if up {
 				f.up.Add(1)
 				if sim.started.CompareAndSwap(false, true) {
