@@ -32,9 +32,10 @@ const (
 	SessionTTL = 12 * time.Hour
 	// MinPasswordLength is the shortest password a UI user may have.
 	MinPasswordLength = 10
-	// BcryptCost is the work factor of UI password hashes.
-	BcryptCost = 12
 )
+
+// bcryptCost is the work factor of UI password hashes (tests lower it).
+var bcryptCost = 12
 
 const sessionKey ctxKey = 100
 
@@ -46,7 +47,7 @@ func HashPassword(password string) ([]byte, error) {
 	if len(password) > 72 {
 		return nil, server.Errorf(server.EINVALID, "password must be at most 72 bytes (bcrypt's limit)")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), BcryptCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
@@ -68,7 +69,10 @@ func ValidUserName(name string) bool {
 
 // dummyHash is compared against when the user does not exist, so a login
 // for an unknown name takes as long as one with a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("baton-no-such-user"), BcryptCost)
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("baton-no-such-user"), bcryptCost)
+	return h
+})
 
 func randomToken() string {
 	b := make([]byte, 32)
@@ -293,7 +297,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.uiError(w, r, err)
 		return
 	}
-	hash := dummyHash
+	hash := dummyHash()
 	if u != nil {
 		hash = u.PasswordHash
 	}

@@ -69,6 +69,14 @@ func (s *Server) fleet(r *http.Request) ([]agentRow, error) {
 	return out, nil
 }
 
+// agentsPerPage bounds the fleet page; filters and pages reach the rest.
+const agentsPerPage = 100
+
+type statusCount struct {
+	Status string
+	Count  int
+}
+
 // agentStatuses are the fleet filter's choices.
 var agentStatuses = []string{"ready", "idle", "disabled", "draining", "deleted"}
 
@@ -83,7 +91,11 @@ type tokenRow struct {
 type fleetPage struct {
 	page
 	Agents            []agentRow
-	Total             int
+	Total, Matching   int
+	Counts            []statusCount
+	Page              int
+	HasPrev, HasNext  bool
+	PrevURL, NextURL  string
 	StateFilter       string
 	LabelFilter       string
 	States            []string
@@ -101,17 +113,35 @@ func (s *Server) renderFleet(w http.ResponseWriter, r *http.Request, status int,
 		s.uiError(w, r, err)
 		return
 	}
+	q := r.URL.Query()
 	p := fleetPage{page: page{Title: "Fleet", Nav: "fleet"}, Total: len(agents), States: agentStatuses,
-		StateFilter: r.URL.Query().Get("state"), LabelFilter: strings.TrimSpace(r.URL.Query().Get("label")), NewToken: newToken}
+		StateFilter: q.Get("state"), LabelFilter: strings.TrimSpace(q.Get("label")), NewToken: newToken, Page: 1}
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 0 && n <= 10_000 {
+		p.Page = n
+	}
+	counts := map[string]int{}
+	first := (p.Page - 1) * agentsPerPage
 	for _, a := range agents {
+		counts[a.Status]++
 		if p.StateFilter != "" && a.Status != p.StateFilter {
 			continue
 		}
 		if p.LabelFilter != "" && !slices.ContainsFunc(a.Labels, func(l string) bool { return strings.Contains(l, p.LabelFilter) }) {
 			continue
 		}
-		p.Agents = append(p.Agents, a)
+		if p.Matching >= first && p.Matching < first+agentsPerPage {
+			p.Agents = append(p.Agents, a)
+		}
+		p.Matching++
 	}
+	for _, st := range agentStatuses {
+		p.Counts = append(p.Counts, statusCount{Status: st, Count: counts[st]})
+	}
+	pageURL := func(n int) string {
+		return "/fleet?state=" + urlQueryEscape(p.StateFilter) + "&label=" + urlQueryEscape(p.LabelFilter) + "&page=" + strconv.Itoa(n)
+	}
+	p.HasPrev, p.HasNext = p.Page > 1, first+agentsPerPage < p.Matching
+	p.PrevURL, p.NextURL = pageURL(p.Page-1), pageURL(p.Page+1)
 	tokens, err := s.Agents.ListRegistrationTokens(r.Context())
 	if err != nil {
 		s.uiError(w, r, err)

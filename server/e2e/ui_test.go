@@ -147,7 +147,7 @@ func TestUIInBrowser(t *testing.T) {
 	// Disable one: its badge changes without a reload (the marker survives).
 	one := agents[0]
 	act(t, ctx, "mark page", chromedp.Evaluate(`window.__noReload = 1`, nil))
-	act(t, ctx, "disable", chromedp.Click(fmt.Sprintf(`#agent-%s form[action$="/disable"] button`, one.ID), chromedp.ByQuery))
+	act(t, ctx, "disable", chromedp.Click(fmt.Sprintf(`#agent-%s button[formaction$="/disable"]`, one.ID), chromedp.ByQuery))
 	waitJS(t, ctx, 15*time.Second, "badge disabled",
 		fmt.Sprintf(`document.querySelector('#agent-%s [data-field="status"]').textContent === "disabled"`, one.ID))
 	if evalString(t, ctx, `String(window.__noReload)`) != "1" {

@@ -18,7 +18,7 @@
   document.addEventListener("submit", async (e) => {
     const form = e.target;
     if (!(form instanceof HTMLFormElement)) return;
-    const question = form.dataset.confirm;
+    const question = (e.submitter && e.submitter.dataset.confirm) || form.dataset.confirm;
     if (question && !window.confirm(question)) { e.preventDefault(); return; }
     if (!form.classList.contains("js-action")) return;
     e.preventDefault();

@@ -1,0 +1,263 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/server/api"
+	"github.com/baton-ci/baton/server/store"
+	"github.com/baton-ci/baton/ui"
+)
+
+// uiClient is a browser-like client: a cookie jar, no redirects followed.
+type uiClient struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newUIServer(t *testing.T) (*testServer, *store.DB) {
+	t.Helper()
+	var db *store.DB
+	ts := newTestServerWith(t, func(s *api.Server) {
+		db = s.Runs.(*store.DB)
+		s.UI, s.Users, s.RunList = ui.Handler(), db, db
+	})
+	return ts, db
+}
+
+func newUIClient(t *testing.T, ts *testServer) *uiClient {
+	jar, _ := cookiejar.New(nil)
+	return &uiClient{t: t, base: ts.URL, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *uiClient) get(path string) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := c.c.Get(c.base + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (c *uiClient) post(path string, form url.Values, header ...string) (*http.Response, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfRe.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf field in %.500s", body)
+	}
+	return m[1]
+}
+
+// login logs in through the form and returns the session's CSRF token.
+func (c *uiClient) login(name, password string) string {
+	c.t.Helper()
+	_, body := c.get("/login")
+	resp, body := c.post("/login", url.Values{"csrf": {csrfOf(c.t, body)}, "name": {name}, "password": {password}})
+	if resp.StatusCode != http.StatusSeeOther {
+		c.t.Fatalf("login as %s = %d: %.300s", name, resp.StatusCode, body)
+	}
+	_, body = c.get("/fleet")
+	return csrfOf(c.t, body)
+}
+
+func addUser(t *testing.T, db *store.DB, name string, role server.Role, password string) {
+	t.Helper()
+	hash, err := api.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateUser(context.Background(), &server.User{Name: name, Role: role, PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUISetupLoginAndCookies(t *testing.T) {
+	t.Parallel()
+	ts, _ := newUIServer(t)
+	c := newUIClient(t, ts)
+	resp, _ := c.get("/runs?project=x")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next=%2Fruns%3Fproject%3Dx" {
+		t.Fatalf("unauthenticated GET = %d %s, want a redirect to the login page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ = c.get("/login"); resp.Header.Get("Location") != "/setup" {
+		t.Fatalf("login without users = %d %s, want /setup", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := c.get("/setup")
+	if resp.Header.Get("Content-Security-Policy") != ui.CSP || !strings.Contains(ui.CSP, "default-src 'self'") {
+		t.Errorf("CSP = %q", resp.Header.Get("Content-Security-Policy"))
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, " style=") {
+		t.Errorf("the page has inline script or style: %.400s", body)
+	}
+	form := url.Values{"csrf": {csrfOf(t, body)}, "token": {"wrong"}, "name": {"root"}, "password": {"long enough pw"}, "password2": {"long enough pw"}}
+	if resp, _ = c.post("/setup", form); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("setup with a wrong admin token = %d", resp.StatusCode)
+	}
+	form.Set("token", adminToken)
+	form.Set("password", "short")
+	form.Set("password2", "short")
+	if resp, body = c.post("/setup", form); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "at least 10") {
+		t.Fatalf("setup with a short password = %d %.300s", resp.StatusCode, body)
+	}
+	form.Set("password", "long enough pw")
+	form.Set("password2", "long enough pw")
+	form.Del("csrf")
+	if resp, _ = c.post("/setup", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("setup without its CSRF token = %d, want 403", resp.StatusCode)
+	}
+	_, body = c.get("/setup")
+	form.Set("csrf", csrfOf(t, body))
+	resp, _ = c.post("/setup", form)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/fleet" {
+		t.Fatalf("setup = %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "baton_session" {
+			session = ck
+		}
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Secure {
+		t.Fatalf("session cookie = %+v, want HttpOnly, SameSite=Lax, not Secure over plain HTTP", session)
+	}
+	if resp, _ = c.get("/fleet"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("fleet after setup = %d", resp.StatusCode)
+	}
+	// Setup is closed once a user exists.
+	if resp, _ = c.get("/setup"); resp.Header.Get("Location") != "/login" {
+		t.Errorf("setup after the first admin = %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Logout ends the session on the server.
+	_, body = c.get("/fleet")
+	if resp, _ = c.post("/logout", url.Values{"csrf": {csrfOf(t, body)}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout = %d", resp.StatusCode)
+	}
+	c.c.Jar.SetCookies(resp.Request.URL, []*http.Cookie{session}) // a stolen copy of the cookie
+	if resp, _ = c.get("/fleet"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the logged-out session still works: %d", resp.StatusCode)
+	}
+}
+
+func TestUICSRFRolesAndRateLimit(t *testing.T) {
+	t.Parallel()
+	ts, db := newUIServer(t)
+	addUser(t, db, "ann", server.RoleAdmin, "admin password")
+	addUser(t, db, "vic", server.RoleViewer, "viewer password")
+	admin := newUIClient(t, ts)
+	csrf := admin.login("ann", "admin password")
+
+	if resp, _ := admin.post("/ui/tokens", url.Values{"description": {"x"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST without CSRF token = %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := admin.post("/ui/tokens", url.Values{"csrf": {"nope"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST with a wrong CSRF token = %d, want 403", resp.StatusCode)
+	}
+	resp, body := admin.post("/ui/tokens", url.Values{"csrf": {csrf}, "description": {"laptop"}})
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(body, `value="brt_`) {
+		t.Fatalf("create token = %d %.300s", resp.StatusCode, body)
+	}
+	if resp, _ := admin.post("/ui/tokens", url.Values{"description": {"y"}}, "X-CSRF-Token", csrf); resp.StatusCode != http.StatusCreated {
+		t.Errorf("POST with the CSRF header = %d", resp.StatusCode)
+	}
+	// The token is not shown again.
+	if _, body := admin.get("/fleet"); strings.Contains(body, `value="brt_`) {
+		t.Error("the registration token is shown again")
+	}
+	var audit []server.AuditEvent
+	audit, _ = db.AuditLog(context.Background(), 10)
+	if len(audit) == 0 || audit[0].Actor != "ui:ann" {
+		t.Errorf("audit = %+v, want the UI user as actor", audit)
+	}
+
+	viewer := newUIClient(t, ts)
+	vcsrf := viewer.login("vic", "viewer password")
+	if resp, _ := viewer.get("/runs"); resp.StatusCode != http.StatusOK {
+		t.Errorf("viewer GET /runs = %d", resp.StatusCode)
+	}
+	if resp, body := viewer.post("/ui/tokens", url.Values{"csrf": {vcsrf}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "viewer") {
+		t.Errorf("viewer POST = %d %.200s, want 403", resp.StatusCode, body)
+	}
+
+	// An open redirect after login is refused.
+	other := newUIClient(t, ts)
+	_, body = other.get("/login")
+	resp, _ = other.post("/login", url.Values{"csrf": {csrfOf(t, body)}, "name": {"vic"}, "password": {"viewer password"}, "next": {"//evil.example/"}})
+	if resp.Header.Get("Location") != "/fleet" {
+		t.Errorf("login with next=//evil.example/ redirects to %q", resp.Header.Get("Location"))
+	}
+	// Login: a wrong password, then the limit.
+	evil := newUIClient(t, ts)
+	_, body = evil.get("/login?next=//evil.example/")
+	loginCSRF := csrfOf(t, body)
+	for i := range 5 {
+		resp, body := evil.post("/login", url.Values{"csrf": {loginCSRF}, "name": {"ann"}, "password": {"guess"}})
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Wrong name or password") {
+			t.Fatalf("wrong password %d = %d", i, resp.StatusCode)
+		}
+	}
+	resp, body = evil.post("/login", url.Values{"csrf": {loginCSRF}, "name": {"ann"}, "password": {"admin password"}})
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "Too many failed logins") {
+		t.Fatalf("login after 5 failures = %d %.300s, want 429 with a clear message", resp.StatusCode, body)
+	}
+	// Script endpoints answer 401 without a session.
+	if resp, _ := newUIClient(t, ts).get("/ui/events/fleet"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("SSE without a session = %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestUIPagesRender(t *testing.T) {
+	t.Parallel()
+	ts, db := newUIServer(t)
+	addUser(t, db, "ann", server.RoleAdmin, "admin password")
+	run := &server.Run{Project: "web", Name: "diamond", Runbook: "steps: [a, b]\n", Steps: []*server.Step{
+		{Name: "a", Command: "echo a"}, {Name: "b", Command: "echo b", DependsOn: []string{"a"}}}}
+	if err := db.CreateRun(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, ts)
+	c.login("ann", "admin password")
+	for path, want := range map[string]string{
+		"/fleet": "Registration tokens", "/runs": run.ID, "/runs?project=web&state=pending": run.ID,
+		"/runs/" + run.ID: `data-step="b"`, "/projects": "/projects/web", "/projects/web": "Webhook URL",
+	} {
+		resp, body := c.get(path)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d, want %q in %.300s", path, resp.StatusCode, want, body)
+		}
+		if strings.Contains(body, " style=") || strings.Contains(body, "<script>") {
+			t.Errorf("GET %s has inline style or script", path)
+		}
+	}
+	if resp, _ := c.get("/runs/nope"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown run = %d", resp.StatusCode)
+	}
+}
