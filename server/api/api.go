@@ -101,6 +101,7 @@ func (s *Server) Router() http.Handler {
 			r.Get("/registration-tokens", s.listRegistrationTokens)
 			r.Delete("/registration-tokens/{id}", s.revokeRegistrationToken)
 			r.Post("/runs", s.createRun)
+			r.Get("/runs", s.listRuns)
 			r.Get("/runs/{id}", s.getRun)
 			r.Post("/runs/{id}/resume", s.resumeRun)
 			r.Post("/runs/{id}/cancel", s.cancelRun)

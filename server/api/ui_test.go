@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -13,6 +14,7 @@ import (
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/server/api"
 	"github.com/baton-ci/baton/server/store"
+	"github.com/baton-ci/baton/shared/protocol"
 	"github.com/baton-ci/baton/ui"
 )
 
@@ -259,5 +261,53 @@ func TestUIPagesRender(t *testing.T) {
 	}
 	if resp, _ := c.get("/runs/nope"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown run = %d", resp.StatusCode)
+	}
+}
+
+func TestListRunsAPI(t *testing.T) {
+	t.Parallel()
+	ts, db := newUIServer(t)
+	var ids []string
+	for i := range 5 {
+		project := "a"
+		if i%2 == 1 {
+			project = "b"
+		}
+		run := &server.Run{Project: project, Name: "one", Runbook: "steps: [x]\n", Steps: []*server.Step{{Name: "x", Command: "true"}}}
+		if err := db.CreateRun(context.Background(), run); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, run.ID)
+	}
+	get := func(query string) (int, protocol.RunList) {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/runs"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out protocol.RunList
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	code, page := get("?limit=2")
+	if code != 200 || len(page.Runs) != 2 || !page.More || page.Runs[0].ID != ids[4] || page.Runs[1].ID != ids[3] {
+		t.Fatalf("first page = %d %+v", code, page)
+	}
+	if code, page = get("?limit=2&offset=4"); code != 200 || len(page.Runs) != 1 || page.More || page.Runs[0].ID != ids[0] {
+		t.Fatalf("last page = %d %+v", code, page)
+	}
+	if code, page = get("?project=b&state=pending"); code != 200 || len(page.Runs) != 2 || page.Runs[0].Project != "b" ||
+		page.Runs[0].Trigger != "api" || page.Runs[0].State != "pending" {
+		t.Fatalf("project b = %d %+v", code, page)
+	}
+	if code, page = get("?state=succeeded"); code != 200 || len(page.Runs) != 0 || page.Runs == nil {
+		t.Fatalf("no succeeded runs = %d %+v (want an empty list)", code, page)
+	}
+	for _, bad := range []string{"?limit=0", "?limit=201", "?offset=-1", "?state=bogus", "?limit=x"} {
+		if code, _ := get(bad); code != http.StatusBadRequest {
+			t.Errorf("GET /api/v1/runs%s = %d, want 400", bad, code)
+		}
 	}
 }

@@ -121,6 +121,12 @@
     live(dag.dataset.live, (data) => {
       const runState = document.getElementById("run-state");
       if (runState) { runState.textContent = data.state; setClassPrefix(runState, "r-", data.state); }
+      const ended = ["succeeded", "failed", "cancelled"].includes(data.state);
+      for (const f of document.querySelectorAll("#run-actions form")) {
+        const show = f.dataset.when === "open" ? !ended :
+          f.dataset.when === "ended" ? ended : (data.state === "failed" || data.state === "cancelled");
+        f.classList.toggle("hidden", !show);
+      }
       for (const st of data.steps) {
         for (const node of dag.querySelectorAll("a.node")) {
           if (node.dataset.step !== st.name) continue;
