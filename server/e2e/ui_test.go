@@ -32,16 +32,26 @@ func browser(t *testing.T) context.Context {
 		}
 		t.Skipf("SKIPPING the browser test: no %s (apt-get install chromium)", chromiumPath)
 	}
+	// Not t.TempDir: Chromium's helpers may still write to the profile as
+	// the browser stops, which would fail the test at cleanup.
+	profile, err := os.MkdirTemp("", "baton-ui-chromium")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
 		chromedp.NoSandbox, // the test runs as root in a container; never outside tests
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1280, 1000),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		os.RemoveAll(profile) // best effort, see above
+	})
 	// Answer every confirm() with OK, as the person clicking would.
 	chromedp.ListenTarget(ctx, func(ev any) {
 		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
@@ -168,6 +178,13 @@ func TestUIInBrowser(t *testing.T) {
 	waitJS(t, ctx, 15*time.Second, "badge back to idle",
 		fmt.Sprintf(`document.querySelector('#agent-%s [data-field="status"]').textContent === "idle"`, one.ID))
 	screenshot(t, ctx, "fleet")
+	// The same page on a phone-sized screen: nothing wider than the screen
+	// but the scrolling table.
+	act(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload())
+	waitJS(t, ctx, 10*time.Second, "fleet on a phone", `document.querySelectorAll("tr[data-agent]").length === 2 &&
+		document.documentElement.scrollWidth <= window.innerWidth + 1`)
+	screenshot(t, ctx, "fleet-phone")
+	act(t, ctx, "desktop viewport", chromedp.EmulateReset())
 
 	// A run: the page shows it while it runs; nodes turn green and the log
 	// line appears without a reload.
