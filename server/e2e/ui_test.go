@@ -184,7 +184,7 @@ func TestUIInBrowser(t *testing.T) {
 	waitJS(t, ctx, 10*time.Second, "fleet on a phone", `document.querySelectorAll("tr[data-agent]").length === 2 &&
 		document.documentElement.scrollWidth <= window.innerWidth + 1`)
 	screenshot(t, ctx, "fleet-phone")
-	act(t, ctx, "desktop viewport", chromedp.EmulateReset())
+	act(t, ctx, "desktop viewport", chromedp.EmulateViewport(1280, 1000))
 
 	// A run: the page shows it while it runs; nodes turn green and the log
 	// line appears without a reload.
@@ -206,6 +206,7 @@ func TestUIInBrowser(t *testing.T) {
 		t.Fatal("the run page reloaded; it should update in place")
 	}
 	waitJS(t, ctx, 10*time.Second, "run state", `document.getElementById("run-state").textContent === "succeeded"`)
+	waitJS(t, ctx, 10*time.Second, "timing bars of all four steps", `document.querySelectorAll("#timing rect").length === 4`)
 	screenshot(t, ctx, "run")
 
 	// The runs list shows it.

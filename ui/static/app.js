@@ -116,6 +116,22 @@
     } finally { logBusy = false; }
   }
 
+  // Timing bars and the run's summary line are drawn by the server: after
+  // step states change, fetch this page again and take those two parts
+  // (parsed as an inert document; nothing in it runs).
+  let refreshTimer = 0, lastStates = "";
+  async function refreshDrawn() {
+    try {
+      const res = await fetch(location.href, { credentials: "same-origin" });
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      for (const id of ["timing", "run-meta"]) {
+        const fresh = doc.getElementById(id), old = document.getElementById(id);
+        if (fresh && old) old.replaceWith(document.importNode(fresh, true));
+      }
+    } catch (_) { /* the next change tries again */ }
+  }
+
   const dag = document.getElementById("dag");
   if (dag && dag.dataset.live) {
     live(dag.dataset.live, (data) => {
@@ -151,6 +167,12 @@
         }
       }
       pollLog();
+      const states = data.state + ":" + data.steps.map(s => s.state).join(",");
+      if (lastStates && states !== lastStates) {
+        clearTimeout(refreshTimer);
+        refreshTimer = setTimeout(refreshDrawn, 300);
+      }
+      lastStates = states;
     });
   }
   if (logView) {
