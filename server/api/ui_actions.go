@@ -168,7 +168,6 @@ func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request) {
 
 // uiCreateRun starts a run from a runbook pasted into the runs page.
 func (s *Server) uiCreateRun(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	req := protocol.CreateRunRequest{Project: strings.TrimSpace(r.PostFormValue("project")),
 		Runbook: strings.ReplaceAll(r.PostFormValue("runbook"), "\r\n", "\n")}
 	rec := callAPI(r, s.createRun, nil, req)

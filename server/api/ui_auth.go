@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/shared/runbook"
 )
 
 // The web UI's login: users with bcrypt password hashes, server-side
@@ -154,7 +155,8 @@ func (s *Server) requireCSRF(next http.Handler) http.Handler {
 		sess := sessionFrom(r.Context())
 		got := r.Header.Get("X-CSRF-Token")
 		if got == "" {
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			// A form: its fields, a pasted runbook at most, are read here.
+			r.Body = http.MaxBytesReader(w, r.Body, 3*runbook.MaxSize)
 			got = r.PostFormValue("csrf")
 		}
 		if sess == nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRF)) != 1 {

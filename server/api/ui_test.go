@@ -311,3 +311,38 @@ func TestListRunsAPI(t *testing.T) {
 		}
 	}
 }
+
+func TestUIStartAndCancelRun(t *testing.T) {
+	t.Parallel()
+	ts, db := newUIServer(t)
+	addUser(t, db, "ann", server.RoleAdmin, "admin password")
+	c := newUIClient(t, ts)
+	csrf := c.login("ann", "admin password")
+	resp, body := c.post("/ui/runs", url.Values{"csrf": {csrf}, "project": {"web"}, "runbook": {"steps:\r\n  - name: a\r\n    command: echo a\r\n"}})
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/runs/") {
+		t.Fatalf("start run = %d %s %.300s", resp.StatusCode, loc, body)
+	}
+	id := strings.TrimPrefix(loc, "/runs/")
+	if resp, body = c.post("/ui/runs", url.Values{"csrf": {csrf}, "project": {"web"}, "runbook": {"steps: nope"}}); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(body, "invalid runbook") {
+		t.Errorf("bad runbook = %d %.300s", resp.StatusCode, body)
+	}
+	resp, body = c.post("/ui/runs/"+id+"/cancel", url.Values{"csrf": {csrf}}, "Accept", "application/json")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"redirect":"/runs/`+id+`"`) {
+		t.Fatalf("cancel = %d %s", resp.StatusCode, body)
+	}
+	run, err := db.FindRun(context.Background(), id)
+	if err != nil || run.State != "cancelled" {
+		t.Fatalf("run after cancel: %v %v", run.State, err)
+	}
+	events, _ := db.RunAudit(context.Background(), id)
+	if len(events) == 0 || events[0].Actor != "ui:ann" || events[0].Action != "cancel" {
+		t.Errorf("run audit = %+v, want cancel by ui:ann", events)
+	}
+	// Cancelling again is the API's conflict, shown as such.
+	if resp, body = c.post("/ui/runs/"+id+"/cancel", url.Values{"csrf": {csrf}}, "Accept", "application/json"); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(body, `"error"`) {
+		t.Errorf("second cancel = %d %s", resp.StatusCode, body)
+	}
+}
