@@ -65,7 +65,7 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		steps := make([]stepSnap, 0, len(run.Steps))
-		for _, st := range stepRows(run, s) {
+		for _, st := range s.stepRows(run) {
 			steps = append(steps, stepSnap{Name: st.Name, State: st.State, Reason: st.Reason, Waiting: st.Waiting,
 				Duration: st.Duration, Attempt: st.Attempt})
 		}

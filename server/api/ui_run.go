@@ -18,13 +18,13 @@ type stepRow struct {
 
 type runPage struct {
 	page
-	Run                                    *server.Run
-	DAG                                    dagView
-	Timing                                 timingView
-	Steps                                  []stepRow
-	Selected                               string
-	Audit                                  []server.AuditEvent
-	CanCancel, CanRetry, CanResume, Active bool
+	Run                            *server.Run
+	DAG                            dagView
+	Timing                         timingView
+	Steps                          []stepRow
+	Selected                       string
+	Audit                          []server.AuditEvent
+	CanCancel, CanRetry, CanResume bool
 }
 
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +34,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := runPage{page: page{Title: "Run " + run.ID, Nav: "runs"}, Run: run, DAG: layoutDAG(run.Steps),
-		Timing: layoutTiming(run, s.now()), Steps: stepRows(run, s), Active: !run.State.Terminal(),
+		Timing: layoutTiming(run, s.now()), Steps: s.stepRows(run),
 		CanCancel: !run.State.Terminal(), CanRetry: run.State.Terminal(),
 		CanResume: run.State == engine.RunFailed || run.State == engine.RunCancelled}
 	p.Selected = r.URL.Query().Get("step")
@@ -48,7 +48,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "run", &p)
 }
 
-func stepRows(run *server.Run, s *Server) []stepRow {
+func (s *Server) stepRows(run *server.Run) []stepRow {
 	out := make([]stepRow, 0, len(run.Steps))
 	for _, st := range run.Steps {
 		row := stepRow{Name: st.Name, State: string(st.State), Reason: string(st.Reason), Waiting: st.Waiting,
