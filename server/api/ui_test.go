@@ -1,8 +1,11 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,6 +13,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/server/api"
@@ -344,5 +350,87 @@ func TestUIStartAndCancelRun(t *testing.T) {
 	if resp, body = c.post("/ui/runs/"+id+"/cancel", url.Values{"csrf": {csrf}}, "Accept", "application/json"); resp.StatusCode != http.StatusConflict ||
 		!strings.Contains(body, `"error"`) {
 		t.Errorf("second cancel = %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestUIEventsAndLogTail(t *testing.T) {
+	t.Parallel()
+	ts, db := newUIServer(t)
+	ctx := context.Background()
+	addUser(t, db, "ann", server.RoleViewer, "viewer password")
+	tok := sha256.Sum256([]byte("ui-token"))
+	if err := db.CreateRegistrationToken(ctx, &server.RegistrationToken{Hash: tok[:]}); err != nil {
+		t.Fatal(err)
+	}
+	agent := &server.Agent{ID: uuid.NewString(), Name: "tail", SigningKey: make([]byte, 32), HPKEKey: make([]byte, 32)}
+	if err := db.RegisterAgent(ctx, agent, tok[:]); err != nil {
+		t.Fatal(err)
+	}
+	run := &server.Run{Project: "web", Runbook: "steps: [a]\n", Steps: []*server.Step{{Name: "a", Command: "echo a"}}}
+	if err := db.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := db.ReserveStep(ctx, agent.ID, time.Minute)
+	if err != nil || st == nil {
+		t.Fatalf("reserve: %v %v", st, err)
+	}
+	lease := server.Lease{StepID: st.ID, AgentID: agent.ID, Attempt: st.Attempt, ID: st.LeaseID}
+	head := "\x1b[31mred\x1b[0m <b>bold?</b>\n"
+	if err := db.AppendLog(ctx, lease, 0, []byte(head), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, ts)
+	c.login("ann", "viewer password")
+
+	// The fleet stream: the agent running one step, as the badge says.
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/ui/events/fleet", nil)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := c.c.Do(req.WithContext(sctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("fleet events = %d %s", resp.StatusCode, ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var update string
+	for sc.Scan() {
+		if sc.Text() == "event: update" && sc.Scan() {
+			update = sc.Text()
+			break
+		}
+	}
+	if !strings.Contains(update, `"id":"`+agent.ID+`"`) || !strings.Contains(update, `"status":"ready"`) || !strings.Contains(update, `"running":1`) {
+		t.Fatalf("fleet update = %q", update)
+	}
+
+	// The log tail: segments with classes, text never HTML, then only what
+	// was added.
+	var ans struct {
+		Offset    int         `json:"offset"`
+		Segments  [][2]string `json:"segments"`
+		Truncated bool        `json:"truncated"`
+	}
+	_, body := c.get("/ui/runs/" + run.ID + "/steps/a/log")
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || ans.Offset != len(head) || len(ans.Segments) != 2 ||
+		ans.Segments[0] != [2]string{"a-f31", "red"} || ans.Segments[1][1] != " <b>bold?</b>\n" || ans.Truncated {
+		t.Fatalf("log tail = %s (%v)", body, err)
+	}
+	more := "second line\n"
+	if err := db.AppendLog(ctx, lease, int64(len(head)), []byte(more), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, body = c.get(fmt.Sprintf("/ui/runs/%s/steps/a/log?offset=%d", run.ID, ans.Offset))
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || len(ans.Segments) != 1 || ans.Segments[0][1] != more {
+		t.Fatalf("log after offset = %s", body)
+	}
+	resp2, body := c.get("/ui/runs/" + run.ID + "/steps/a/download")
+	if resp2.StatusCode != 200 || body != head+more || !strings.Contains(resp2.Header.Get("Content-Disposition"), `filename="a.log"`) {
+		t.Errorf("download = %d %q %s", resp2.StatusCode, body, resp2.Header.Get("Content-Disposition"))
+	}
+	if r, _ := c.get("/ui/runs/" + run.ID + "/steps/a/log?offset=-1"); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("negative offset = %d", r.StatusCode)
 	}
 }
