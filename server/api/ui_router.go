@@ -44,6 +44,9 @@ func (s *Server) uiRouter() http.Handler {
 		r.Post("/ui/projects/{project}/secrets", s.uiPutSecret)
 		r.Post("/ui/projects/{project}/secrets/{name}/delete", s.uiDeleteSecret)
 	})
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.uiFail(w, r, http.StatusNotFound, "no such page") })
+	// Unknown paths too send a visitor without a session to the login page.
+	r.NotFound(s.requireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.uiFail(w, r, http.StatusNotFound, "no such page")
+	})).ServeHTTP)
 	return r
 }

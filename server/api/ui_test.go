@@ -116,6 +116,9 @@ func TestUISetupLoginAndCookies(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next=%2Fruns%3Fproject%3Dx" {
 		t.Fatalf("unauthenticated GET = %d %s, want a redirect to the login page", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	if resp, _ = c.get("/no/such/page"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("unauthenticated GET of an unknown page = %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	if resp, _ = c.get("/login"); resp.Header.Get("Location") != "/setup" {
 		t.Fatalf("login without users = %d %s, want /setup", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -264,6 +267,9 @@ func TestUIPagesRender(t *testing.T) {
 		if strings.Contains(body, " style=") || strings.Contains(body, "<script>") {
 			t.Errorf("GET %s has inline style or script", path)
 		}
+	}
+	if resp, _ := c.get("/no/such/page"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown page with a session = %d", resp.StatusCode)
 	}
 	if resp, _ := c.get("/runs/nope"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown run = %d", resp.StatusCode)
