@@ -48,6 +48,26 @@ func New(serverURL, agentID string, key ed25519.PrivateKey) (*Client, error) {
 	}, nil
 }
 
+// UseH2C makes the client speak HTTP/2 without TLS (h2c, prior knowledge)
+// to an http:// server, so the control stream, the reserve long-poll and
+// every call share one connection: a third of the descriptors and fewer
+// goroutines and buffers on the server per agent. The path to the server
+// must pass h2c (a direct connection, a TCP load balancer, or a proxy
+// configured for it). https:// servers negotiate HTTP/2 anyway (ALPN).
+// Call it before the client is used.
+func (c *Client) UseH2C() {
+	if c.base.Scheme != "http" {
+		return
+	}
+	t := c.http.Transport.(*http.Transport)
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	t.Protocols = &p
+	// A connection that silently died would hold every stream: ping it
+	// when it has been quiet, and drop it when the ping goes unanswered.
+	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}
+}
+
 // Error is a non-2xx answer from the server.
 type Error struct {
 	Status  int

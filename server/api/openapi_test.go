@@ -406,6 +406,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"Lease": protocol.Lease{}, "StepResult": protocol.StepResult{}, "TriggerRequest": protocol.TriggerRequest{},
 		"TriggerResponse": protocol.TriggerResponse{}, "Artifact": protocol.Artifact{},
 		"RunSummary": protocol.RunSummary{}, "RunList": protocol.RunList{},
+		"FleetCommand": protocol.FleetCommand{}, "FleetResult": protocol.FleetResult{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]

@@ -40,13 +40,15 @@ type Config struct {
 	// AllowLocalSources permits copy sources, tarball paths and file://
 	// repositories, which read the agent's host.
 	AllowLocalSources bool
-	Pull              string
-	Memory            int64
-	NanoCPUs          int64
-	PidsLimit         int64
-	ReserveWait       time.Duration
-	LogLimit          int64
-	HooksDir          string
+	// H2C speaks HTTP/2 without TLS to an http:// server (rpc.UseH2C).
+	H2C         bool
+	Pull        string
+	Memory      int64
+	NanoCPUs    int64
+	PidsLimit   int64
+	ReserveWait time.Duration
+	LogLimit    int64
+	HooksDir    string
 	// HealthAddr serves /livez and /readyz when set.
 	HealthAddr string
 }
@@ -94,9 +96,9 @@ func (c Config) String() string {
 		token = "<redacted>"
 	}
 	return fmt.Sprintf("server=%s token=%s state-dir=%s name=%s labels=%s default-image=%s network=%s allow-host-network=%t "+
-		"read-only-root=%t user=%s cap-add=%s work-dir=%s memory=%d nano-cpus=%d pids-limit=%d executor=%s allow-local-sources=%t",
+		"read-only-root=%t user=%s cap-add=%s work-dir=%s memory=%d nano-cpus=%d pids-limit=%d executor=%s allow-local-sources=%t h2c=%t",
 		c.Server, token, c.StateDir, c.Name, strings.Join(c.Labels, ","), c.DefaultImage, c.Network, c.AllowHostNetwork,
-		c.ReadOnlyRoot, c.User, strings.Join(c.CapAdd, ","), c.WorkDir, c.Memory, c.NanoCPUs, c.PidsLimit, c.Executor, c.AllowLocalSources)
+		c.ReadOnlyRoot, c.User, strings.Join(c.CapAdd, ","), c.WorkDir, c.Memory, c.NanoCPUs, c.PidsLimit, c.Executor, c.AllowLocalSources, c.H2C)
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -135,6 +137,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	capAdd := fs.String("cap-add", env("BATON_STEP_CAP_ADD", ""), "comma-separated capabilities given back to steps, from Docker's default set: "+strings.Join(docker.AllowedCapabilities(), ",")+" (BATON_STEP_CAP_ADD)")
 	fs.StringVar(&cfg.Executor, "executor", env("BATON_EXECUTOR", "docker"), "how steps run: docker (isolated containers) or shell (host processes as the agent's user, NO isolation; for hosts without Docker) (BATON_EXECUTOR)")
 	fs.BoolVar(&cfg.AllowLocalSources, "allow-local-sources", envBool("BATON_ALLOW_LOCAL_SOURCES"), "allow runs' copy sources, tarball paths and file:// repositories, which read this host's files (BATON_ALLOW_LOCAL_SOURCES)")
+	fs.BoolVar(&cfg.H2C, "h2c", envBool("BATON_H2C"), "speak HTTP/2 without TLS to an http:// server: one connection for the control stream, the long-poll and every call; the path to the server must pass h2c (BATON_H2C)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", env("BATON_WORK_DIR", docker.DefaultWorkDir()), "host directory for the steps' workspaces, one per attempt; the Docker daemon must see it at the same path (BATON_WORK_DIR)")
 	fs.Int64Var(&cfg.Memory, "memory", 2<<30, "memory limit per step container, bytes (no swap)")
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")

@@ -99,6 +99,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if cfg.H2C {
+		client.UseH2C()
+	}
 	// The agent's own directories in the work dir: cacher sockets and
 	// prepared sources (the executor keeps step workspaces in <id>/).
 	cacherDir := filepath.Join(cfg.WorkDir, id.ID+"-cacher")

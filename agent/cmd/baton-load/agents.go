@@ -22,6 +22,7 @@ import (
 type fleet struct {
 	url, token string
 	dir        string
+	h2c        bool          // agents speak HTTP/2 without TLS
 	delay      time.Duration // how long each no-op step takes
 	logger     *slog.Logger
 
@@ -92,6 +93,9 @@ func (f *fleet) start(i int, cameUp func()) error {
 	client, err := rpc.New(f.url, id.ID, id.Signing)
 	if err != nil {
 		return err
+	}
+	if f.h2c {
+		client.UseH2C()
 	}
 	sim := &simAgent{idx: i, id: id.ID}
 	log := f.logger.With(slog.String("agent_id", id.ID))

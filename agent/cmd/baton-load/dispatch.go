@@ -35,6 +35,7 @@ func benchDispatch(ctx context.Context, cfg Config, logger *slog.Logger, w io.Wr
 		return err
 	}
 	f := newFleet(srv.URL, token, dir, cfg.StepDelay, logger)
+	f.h2c = cfg.H2C
 	defer func() { err = errors.Join(err, f.stop(30*time.Second)) }()
 	started := time.Now()
 	if err := f.grow(ctx, cfg.Agents, cfg.RegisterConcurrency, cfg.Timeout); err != nil {

@@ -43,7 +43,8 @@ type Config struct {
 
 	Fleet              int           // idle agents; 0 skips the fleet test
 	IdleWindow         time.Duration // how long the idle fleet is measured
-	Control            string        // disable or config
+	Control            string        // fleet-disable, disable or config
+	H2C                bool          // agents speak HTTP/2 without TLS
 	ControlConcurrency int           // admin commands in flight at once
 	ControlTimeout     time.Duration // how long to wait for the command to reach all
 
@@ -65,8 +66,8 @@ func (c *Config) Validate() error {
 		return errors.New("-register-concurrency and -control-concurrency must be at least 1")
 	case c.Fleet < 0:
 		return errors.New("-fleet must not be negative")
-	case c.Control != "disable" && c.Control != "config":
-		return fmt.Errorf("-control %q: use disable or config", c.Control)
+	case c.Control != "fleet-disable" && c.Control != "disable" && c.Control != "config":
+		return fmt.Errorf("-control %q: use fleet-disable, disable or config", c.Control)
 	case c.StepDelay < 0 || c.IdleWindow < 0 || c.ControlTimeout <= 0 || c.Timeout <= 0:
 		return errors.New("durations must not be negative; timeouts must be positive")
 	}
@@ -87,8 +88,9 @@ func parseConfig(args []string) (Config, error) {
 	fs.DurationVar(&c.StepDelay, "step-delay", 0, "how long each no-op step takes")
 	fs.IntVar(&c.RegisterConcurrency, "register-concurrency", 64, "agents registering and connecting at once")
 	fs.IntVar(&c.Fleet, "fleet", 10000, "idle agents for the fleet test (0: skip it)")
+	fs.BoolVar(&c.H2C, "h2c", true, "agents speak HTTP/2 without TLS (baton-agent --h2c): one connection each; -h2c=false for HTTP/1.1")
 	fs.DurationVar(&c.IdleWindow, "idle-window", 22*time.Second, "how long the idle fleet is measured (a ping round is every 10 s)")
-	fs.StringVar(&c.Control, "control", "disable", "control command sent to every fleet agent: disable or config")
+	fs.StringVar(&c.Control, "control", "fleet-disable", "control command for the fleet: fleet-disable (one POST /api/v1/fleet/disable for all), or disable or config (one command per agent)")
 	fs.IntVar(&c.ControlConcurrency, "control-concurrency", 256, "control commands in flight at once")
 	fs.DurationVar(&c.ControlTimeout, "control-timeout", 90*time.Second, "how long to wait for the command to reach every agent")
 	fs.DurationVar(&c.Timeout, "timeout", 3*time.Minute, "bound on starting a fleet and on each workload")
@@ -118,14 +120,18 @@ func main() {
 	}
 }
 
-// Open files: every agent holds up to three connections to the server
-// (control stream, reserve poll, and for up to 90 s after it connects the
-// keep-alive connection of its first calls); the rest is slack for the
-// database, logs and admin calls.
-const (
-	fdsPerAgent = 3
-	fdSlack     = 1024
-)
+// Open files: over HTTP/1.1 every agent holds up to three connections to
+// the server (control stream, reserve poll, and for up to 90 s after it
+// connects the keep-alive connection of its first calls); over h2c one.
+// The rest is slack for the database, logs and admin calls.
+const fdSlack = 1024
+
+func (c Config) fdsPerAgent() int {
+	if c.H2C {
+		return 1
+	}
+	return 3
+}
 
 func run(ctx context.Context, cfg Config, w io.Writer) error {
 	if cfg.WorkDir == "" {
@@ -138,8 +144,8 @@ func run(ctx context.Context, cfg Config, w io.Writer) error {
 			defer os.RemoveAll(dir)
 		}
 	}
-	// Each agent holds two connections (control stream, reserve poll); the
-	// server holds the other ends. Leave room for the calls in between.
+	// The server holds the other ends of the agents' connections.
+	fdsPerAgent := cfg.fdsPerAgent()
 	want := uint64(fdsPerAgent*max(cfg.Fleet, cfg.Agents) + fdSlack)
 	limit, err := raiseOpenFiles(want)
 	if err != nil {
@@ -150,12 +156,13 @@ func run(ctx context.Context, cfg Config, w io.Writer) error {
 	ports := ephemeralPorts() * sourceAddrs
 	fmt.Fprintf(w, "open-file limit (driver and server): %d, wanted %d; ephemeral ports: %d (%d loopback source addresses)\n",
 		limit, want, ports, sourceAddrs)
-	if ports < 3*cfg.Fleet+1000 {
-		return fmt.Errorf("a fleet of %d needs about %d ephemeral ports: lower -fleet", cfg.Fleet, 3*cfg.Fleet+1000)
+	fmt.Fprintf(w, "agents speak %s\n", map[bool]string{true: "HTTP/2 without TLS (h2c): one connection each", false: "HTTP/1.1: up to three connections each"}[cfg.H2C])
+	if ports < fdsPerAgent*cfg.Fleet+1000 {
+		return fmt.Errorf("a fleet of %d needs about %d ephemeral ports: lower -fleet", cfg.Fleet, fdsPerAgent*cfg.Fleet+1000)
 	}
 	if fit := int(limit-fdSlack) / fdsPerAgent; cfg.Fleet > fit {
 		fmt.Fprintf(w, "NOTE: the hard open-file limit is %d and may not be raised here; each agent costs the server (and this driver) "+
-			"up to %d descriptors (control stream, reserve poll, keep-alive connection), so the fleet test runs %d agents, not %d\n",
+			"up to %d descriptors, so the fleet test runs %d agents, not %d\n",
 			limit, fdsPerAgent, fit, cfg.Fleet)
 		cfg.Fleet = fit
 	}

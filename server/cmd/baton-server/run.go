@@ -135,9 +135,15 @@ func (m *Main) open(ctx context.Context) error {
 	if m.Config.DB != "" {
 		m.relay(base, wake)
 	}
+	// HTTP/1.1, and HTTP/2 without TLS for agents started with --h2c: one
+	// connection carries an agent's control stream, long-poll and calls.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
 	m.http = &http.Server{
 		Handler: srv.Router(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return base },
+		Protocols:   &protocols,
 	}
 	go srv.ProcessHooks(base) // after Router, which readies its wake-up channel
 	go srv.RunSchedules(base, 10*time.Second)
@@ -155,7 +161,7 @@ func (m *Main) relay(ctx context.Context, wake *api.Wake) {
 		OnWake: wake.NotifyLocal, OnControl: m.control.Deliver,
 	})
 	wake.SetBroadcast(r.Wake)
-	m.control.SetBroadcast(r.Control)
+	m.control.SetBroadcast(r.ControlMany)
 	m.relayDone = make(chan struct{})
 	go func() {
 		defer close(m.relayDone)
