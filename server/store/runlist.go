@@ -22,7 +22,7 @@ func (s *DB) ListRuns(ctx context.Context, f server.RunFilter) ([]server.RunSumm
 	if f.Offset < 0 {
 		f.Offset = 0
 	}
-	q := s.db.WithContext(ctx).Table("runs r").Select(`r.id, p.name AS project, r.name, r.state, r."trigger",
+	q := s.r.WithContext(ctx).Table("runs r").Select(`r.id, p.name AS project, r.name, r.state, r."trigger",
 		r.created_at, r.started_at, r.finished_at`).Joins("JOIN projects p ON p.id = r.project_id")
 	if f.Project != "" {
 		q = q.Where("p.name = ?", f.Project)
@@ -57,7 +57,7 @@ func (s *DB) ListRuns(ctx context.Context, f server.RunFilter) ([]server.RunSumm
 // ProjectNames lists every project's name, sorted.
 func (s *DB) ProjectNames(ctx context.Context) ([]string, error) {
 	var names []string
-	if err := s.db.WithContext(ctx).Model(&projectRow{}).Order("name").Pluck("name", &names).Error; err != nil {
+	if err := s.r.WithContext(ctx).Model(&projectRow{}).Order("name").Pluck("name", &names).Error; err != nil {
 		return nil, fmt.Errorf("project names: %w", err)
 	}
 	return names, nil
@@ -66,7 +66,7 @@ func (s *DB) ProjectNames(ctx context.Context) ([]string, error) {
 // RunningByAgent returns every running step by its agent, in one query.
 func (s *DB) RunningByAgent(ctx context.Context) (map[string][]*server.Step, error) {
 	var rows []stepRow
-	if err := s.db.WithContext(ctx).Where("state = ?", engine.StepRunning).Order("started_at").Find(&rows).Error; err != nil {
+	if err := s.r.WithContext(ctx).Where("state = ?", engine.StepRunning).Order("started_at").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("running steps: %w", err)
 	}
 	out := make(map[string][]*server.Step)

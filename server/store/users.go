@@ -85,7 +85,7 @@ func (s *DB) CreateFirstUser(ctx context.Context, u *server.User) error {
 // FindUserByName returns a user or ENOTFOUND.
 func (s *DB) FindUserByName(ctx context.Context, name string) (*server.User, error) {
 	var row userRow
-	if err := s.db.WithContext(ctx).Where("name = ?", name).Take(&row).Error; err != nil {
+	if err := s.r.WithContext(ctx).Where("name = ?", name).Take(&row).Error; err != nil {
 		return nil, notFound(err, "user %q not found", name)
 	}
 	return row.domain(), nil
@@ -94,7 +94,7 @@ func (s *DB) FindUserByName(ctx context.Context, name string) (*server.User, err
 // CountUsers says how many users exist.
 func (s *DB) CountUsers(ctx context.Context) (int, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&userRow{}).Count(&n).Error; err != nil {
+	if err := s.r.WithContext(ctx).Model(&userRow{}).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return int(n), nil
@@ -116,7 +116,7 @@ func (s *DB) CreateSession(ctx context.Context, sess *server.Session) error {
 
 // FindSession returns an unexpired session with its user, or ENOTFOUND.
 func (s *DB) FindSession(ctx context.Context, hash []byte, now time.Time) (*server.Session, error) {
-	db := s.db.WithContext(ctx)
+	db := s.r.WithContext(ctx)
 	var row sessionRow
 	if err := db.Where("hash = ? AND expires_at > ?", hash, now.UTC()).Take(&row).Error; err != nil {
 		return nil, notFound(err, "no such session")
