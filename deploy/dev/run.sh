@@ -54,7 +54,9 @@ pids+=($!)
 cat <<EOT
 
   Baton is running.
-    API and UI:  $url/
+    Web UI:      $url/  (first visit: the setup page asks for the admin token below,
+                 then you choose the first admin's name and password)
+    API:         $url/api/v1/
     Admin token: $admin_file
   Run the example (waits for the result and prints each step's log):
     deploy/dev/submit.sh examples/hello/runbook.yml

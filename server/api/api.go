@@ -46,8 +46,12 @@ type Server struct {
 	AgentConfig protocol.AgentConfig
 	Wake        *Wake
 	Logger      *slog.Logger
-	// UI serves the embedded web UI at /; nil serves nothing there.
+	// UI serves the web UI's static files under /static/; nil serves no UI.
 	UI http.Handler
+	// Users and RunList back the web UI's pages (ui_*.go); when either is
+	// nil only the static files are served.
+	Users   server.UserStore
+	RunList server.RunLister
 	// Control is the agents' control channel.
 	Control *control.Hub
 	// Ping, if set, is what /readyz checks (the database answers).
@@ -70,6 +74,7 @@ type Server struct {
 	now      func() time.Time
 	tokens   tokenCache
 	maskers  maskers
+	logins   loginLimiter
 	hookWake chan struct{}
 }
 
@@ -101,6 +106,7 @@ func (s *Server) Router() http.Handler {
 			r.Get("/registration-tokens", s.listRegistrationTokens)
 			r.Delete("/registration-tokens/{id}", s.revokeRegistrationToken)
 			r.Post("/runs", s.createRun)
+			r.Get("/runs", s.listRuns)
 			r.Get("/runs/{id}", s.getRun)
 			r.Post("/runs/{id}/resume", s.resumeRun)
 			r.Post("/runs/{id}/cancel", s.cancelRun)
@@ -157,7 +163,7 @@ func (s *Server) Router() http.Handler {
 		})
 	})
 	if s.UI != nil {
-		r.Handle("/*", s.UI)
+		r.Handle("/*", s.uiRouter())
 	}
 	return r
 }

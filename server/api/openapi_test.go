@@ -405,6 +405,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"Reservation": protocol.Reservation{}, "Assignment": protocol.Assignment{}, "LeaseRequest": protocol.LeaseRequest{},
 		"Lease": protocol.Lease{}, "StepResult": protocol.StepResult{}, "TriggerRequest": protocol.TriggerRequest{},
 		"TriggerResponse": protocol.TriggerResponse{}, "Artifact": protocol.Artifact{},
+		"RunSummary": protocol.RunSummary{}, "RunList": protocol.RunList{},
 		"FleetCommand": protocol.FleetCommand{}, "FleetResult": protocol.FleetResult{},
 	}
 	for name, v := range types {

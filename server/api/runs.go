@@ -264,7 +264,12 @@ const maxComment = 2000
 
 // actorFrom names who made a request; the admin token is the only identity
 // until users exist (issue 8).
-func actorFrom(r *http.Request) string { return "admin" }
+func actorFrom(r *http.Request) string {
+	if sess := sessionFrom(r.Context()); sess != nil {
+		return "ui:" + sess.User.Name // a web UI user (see ui_auth.go)
+	}
+	return "admin"
+}
 
 // getAudit lists who did what to a run: GET /api/v1/runs/{id}/audit.
 func (s *Server) getAudit(w http.ResponseWriter, r *http.Request) {

@@ -454,3 +454,22 @@ type StepResult struct {
 	// Outputs are the key=value pairs the step wrote to $BATON_OUTPUT.
 	Outputs map[string]string `json:"outputs,omitempty"`
 }
+
+// RunSummary is a run without its steps, as GET /api/v1/runs lists it.
+type RunSummary struct {
+	ID         string          `json:"id"`
+	Project    string          `json:"project"`
+	Name       string          `json:"name,omitempty"`
+	Trigger    string          `json:"trigger"`
+	State      engine.RunState `json:"state"`
+	CreatedAt  time.Time       `json:"created_at"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+}
+
+// RunList is one page of runs, newest first; More says that older runs
+// follow (ask again with offset + limit).
+type RunList struct {
+	Runs []RunSummary `json:"runs"`
+	More bool         `json:"more"`
+}

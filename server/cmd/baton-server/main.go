@@ -24,6 +24,13 @@ func main() {
 	// After the first signal starts a graceful stop, a second one kills.
 	go func() { <-ctx.Done(); stop() }()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if len(os.Args) > 1 && os.Args[1] == "user" {
+		if err := userCommand(ctx, os.Args[2:], os.Getenv, os.Stdin, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "baton-server user:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return

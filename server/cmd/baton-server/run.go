@@ -120,7 +120,7 @@ func (m *Main) open(ctx context.Context) error {
 		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction,
 			PingInterval: m.Config.AgentPingInterval, LeaseLength: m.Config.LeaseLength},
 		Control: m.control,
-		Wake:    wake, Logger: m.Logger, UI: ui.Handler(), Ping: m.db.Ping,
+		Wake:    wake, Logger: m.Logger, UI: ui.Handler(), Users: m.db, RunList: m.db, Ping: m.db.Ping,
 		Artifacts: m.db, ArtifactFiles: files, ArtifactMaxBytes: m.Config.ArtifactMaxBytes,
 		ArtifactRetention: m.Config.ArtifactRetention,
 	}
