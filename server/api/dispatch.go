@@ -96,6 +96,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		}
 		if step != nil {
 			held = -1 // the wake was used
+			s.Metrics.ObserveDispatch(step.ReadyAt, time.Now())
 			secrets, err := s.openSecrets(r, run.Project, step.Environment, step.Secrets)
 			if err != nil {
 				// The step cannot run: fail it now rather than hand it out
@@ -221,6 +222,8 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	}
 	agent := agentFrom(r.Context())
 	stepID := chi.URLParam(r, "id")
+	// For the log line: which run and step (a stale lease finds none).
+	held, _ := s.Dispatch.HeldStep(r.Context(), server.Lease{StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ID: res.LeaseID})
 	ready, err := s.Dispatch.CompleteStep(r.Context(), server.StepResult{
 		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, LeaseID: res.LeaseID, ExitCode: res.ExitCode,
 		Reason: res.Reason, Error: res.Error, Outputs: res.Outputs,
@@ -232,6 +235,9 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	s.maskers.drop(stepID, res.Attempt)
 	s.Wake.NotifyN(ready)
 	attrs := []any{slog.String("step_id", stepID), slog.String("agent_id", agent.ID), slog.Int("attempt", res.Attempt)}
+	if held != nil {
+		attrs = append(attrs, slog.String("run_id", held.RunID), slog.String("step", held.Name))
+	}
 	if res.ExitCode != nil {
 		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
 	}
