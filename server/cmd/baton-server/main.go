@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/baton-ci/baton/shared/protocol"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -23,7 +25,6 @@ func main() {
 	defer stop()
 	// After the first signal starts a graceful stop, a second one kills.
 	go func() { <-ctx.Done(); stop() }()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -32,8 +33,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "baton-server:", err)
 		os.Exit(2)
 	}
-	logger.Info("baton-server starting", slog.String("version", version))
-	m := &Main{Config: cfg, Logger: logger, Out: os.Stdout}
+	logger, _ := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel) // checked by Validate
+	logger.Info("baton-server starting", slog.String("version", version), slog.Int("protocol", protocol.ProtocolVersion))
+	m := &Main{Config: cfg, Logger: logger, Out: os.Stdout, Version: version}
 	if err := m.Run(ctx); err != nil {
 		logger.Error("server failed", slog.Any("err", err))
 		os.Exit(1)
