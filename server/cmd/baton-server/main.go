@@ -1,5 +1,8 @@
 // Command baton-server runs the Baton server: the API, the scheduler's
 // dispatch endpoints, the embedded UI and the database.
+//
+//	baton-server [flags]
+//	baton-server rotate-secrets-key [flags]   (every replica stopped)
 package main
 
 import (
@@ -25,13 +28,24 @@ func main() {
 	defer stop()
 	// After the first signal starts a graceful stop, a second one kills.
 	go func() { <-ctx.Done(); stop() }()
-	cfg, err := parseConfig(os.Args[1:], os.Getenv)
+	args, rotate := os.Args[1:], false
+	if len(args) > 0 && args[0] == "rotate-secrets-key" {
+		args, rotate = args[1:], true
+	}
+	cfg, err := parseConfig(args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "baton-server:", err)
 		os.Exit(2)
+	}
+	if rotate {
+		if err := rotateSecretsKey(ctx, cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "baton-server rotate-secrets-key:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	logger, _ := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel) // checked by Validate
 	logger.Info("baton-server starting", slog.String("version", version), slog.Int("protocol", protocol.ProtocolVersion))
