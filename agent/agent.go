@@ -335,11 +335,15 @@ func (a *Agent) Run(ctx context.Context) error {
 				delete(held, m.stepID)
 			case controlUp:
 				up = true
+				a.Logger.Info("control channel connected")
 				a.setControl(true)
 				watchdog.Reset(watchdogEvery)
 				check()
 			case controlDown:
 				up = false
+				if m.err != nil && ctx.Err() == nil {
+					a.Logger.Info("control channel down", slog.Any("err", m.err))
+				}
 				a.setControl(false)
 				check()
 			case controlEvent:

@@ -249,9 +249,11 @@ func TestMetricsAndJSONLogs(t *testing.T) {
 	serverLines := parse("server", s.output(), false)
 	agentLines := parse("agent", agent.output(), true)
 	want("server", serverLines, "agent registered", "agent_id")
+	want("server", serverLines, "control channel connected", "agent_id")
 	want("server", serverLines, "step reserved", "run_id", "step", "agent_id")
 	want("server", serverLines, "step finished", "run_id", "step", "agent_id")
 	want("agent", agentLines, "registered", "agent_id")
+	want("agent", agentLines, "control channel connected", "agent_id")
 	want("agent", agentLines, "step started", "run_id", "step", "agent_id")
 	want("agent", agentLines, "step finished", "run_id", "step", "agent_id")
 }
