@@ -68,12 +68,12 @@ func (a *Agent) prepareSources(ctx context.Context, asg *protocol.Assignment, ho
 		return fail(&hookError{err})
 	}
 	if p.ci != "" {
-		if _, err := source.Prepare(ctx, a.Config.Sources, asg.CISource, p.ci, out); err != nil {
+		if _, err := source.Prepare(ctx, a.Config.Sources, asg.CISource, asg.CISourceCredentials, p.ci, out); err != nil {
 			return fail(fmt.Errorf("CI source: %w", err))
 		}
 	}
 	if p.src != "" {
-		if p.srcCommitID, err = source.Prepare(ctx, a.Config.Sources, asg.Source, p.src, out); err != nil {
+		if p.srcCommitID, err = source.Prepare(ctx, a.Config.Sources, asg.Source, asg.SourceCredentials, p.src, out); err != nil {
 			return fail(fmt.Errorf("source: %w", err))
 		}
 	}

@@ -50,6 +50,16 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, keeping l
 	for _, v := range asg.Secrets {
 		secrets = append(secrets, v)
 	}
+	// The repository credentials are not the step's: git alone gets them
+	// (agent/source), but whatever git says is masked too.
+	for _, c := range []*protocol.GitCredentials{asg.SourceCredentials, asg.CISourceCredentials} {
+		if c != nil && c.Password != "" {
+			secrets = append(secrets, c.Password, c.Username+":"+c.Password)
+		}
+		if c != nil && c.SSHKey != "" {
+			secrets = append(secrets, c.SSHKey)
+		}
+	}
 	masker := mask.New(secrets)
 	limited := newLimitWriter(stream, a.Config.LogLimit)
 	masked := masker.NewWriter(limited)
@@ -120,6 +130,7 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, keeping l
 	}
 	res := resultOf(outcome.ExitCode, err)
 	res.Attempt, res.LeaseID = asg.Attempt, asg.LeaseID
+	res.Error = string(masker.Mask([]byte(res.Error)))
 	if outcome.OOMKilled {
 		res.Error = "killed for exceeding its memory limit (out of memory)"
 		fmt.Fprintf(out, "\nbaton: step %s\n", res.Error)

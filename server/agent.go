@@ -114,6 +114,10 @@ type AgentStore interface {
 	// SetAgentState records what an admin wants of an agent; a deleted
 	// agent cannot be brought back (ECONFLICT), an unknown one is ENOTFOUND.
 	SetAgentState(ctx context.Context, id string, state AgentState) error
+	// SetFleetState sets the state of every agent that is not deleted, not
+	// in that state already, and has all of labels (every such agent when
+	// labels is empty); it returns their ids.
+	SetFleetState(ctx context.Context, labels []string, state AgentState) ([]string, error)
 	// SetAgentSettings replaces an agent's settings; ENOTFOUND for an
 	// unknown agent, ECONFLICT for a deleted one.
 	SetAgentSettings(ctx context.Context, id string, settings AgentSettings) error

@@ -15,6 +15,9 @@ type ProjectSettings struct {
 	// code for pull requests from forks.
 	RepoURL       string
 	DefaultBranch string
+	// RepoCredentials, for a private repository, name the project
+	// secrets it is fetched with; nil: public.
+	RepoCredentials *RepoCredentials
 	// NotifyURL receives a signed POST for every run and step state change
 	// (the project's notify secret signs it); "" sends none.
 	NotifyURL string
@@ -46,4 +49,16 @@ type ProjectStore interface {
 	CreateProject(ctx context.Context, project string, settings ProjectSettings) error
 	// ProjectSettings returns a project's settings, or ENOTFOUND.
 	ProjectSettings(ctx context.Context, project string) (ProjectSettings, error)
+}
+
+// RepoCredentials name the project secrets (never the values) a private
+// repository is fetched with: HTTPS basic authentication with Username and
+// the secret PasswordSecret (a token), or an SSH key in the secret
+// SSHKeySecret with the host checked against KnownHosts (or the system's
+// known_hosts files when empty).
+type RepoCredentials struct {
+	Username       string
+	PasswordSecret string
+	SSHKeySecret   string
+	KnownHosts     string
 }

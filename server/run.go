@@ -237,8 +237,8 @@ type StepGrant struct {
 type Dispatcher interface {
 	// ReserveStep atomically moves one Ready step to Running for agentID,
 	// under a new lease that lapses after lease unless renewed. It returns
-	// nil, nil when no step is Ready. The run it returns carries only its ID
-	// and Project.
+	// nil, nil when no step is Ready. The run it returns carries only its
+	// ID, Project, Source, CISource and Untrusted.
 	ReserveStep(ctx context.Context, agentID string, lease time.Duration) (*Step, *Run, error)
 	// RenewLease extends a held lease by d; ECONFLICT when it is not the
 	// step's current lease (expired and re-queued, or ended).

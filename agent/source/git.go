@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/baton-ci/baton/shared/gitauth"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
@@ -16,7 +17,7 @@ import (
 // ref's tip) at depth 1, falling back to a full fetch when the server does
 // not serve commits by id; then it checks the commit out detached and makes
 // sure it is the one asked for.
-func gitCheckout(ctx context.Context, opts Options, src *protocol.Source, dest string, log io.Writer) (string, error) {
+func gitCheckout(ctx context.Context, opts Options, src *protocol.Source, cred *protocol.GitCredentials, dest string, log io.Writer) (string, error) {
 	if strings.HasPrefix(src.URL, "file:") && !opts.AllowLocal {
 		return "", ErrLocalRefused
 	}
@@ -27,15 +28,21 @@ func gitCheckout(ctx context.Context, opts Options, src *protocol.Source, dest s
 			return "", fmt.Errorf("git source: git is not installed on this agent: %w", err)
 		}
 	}
+	sess, err := gitauth.New(src.URL, cred)
+	if err != nil {
+		return "", fmt.Errorf("git source: %w", err)
+	}
+	defer sess.Close()
 	run := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, git, append([]string{"-C", dest}, args...)...)
-		// No prompts, no system or user config that could run helpers.
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+		// No prompts, no system or user config that could run helpers;
+		// the credentials, if any, in the environment of git alone.
+		cmd.Env = sess.Env(os.Environ())
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
 		if err != nil {
-			return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(out.String()))
+			return "", fmt.Errorf("git %s of %s: %w: %s", args[0], redactURL(src.URL), err, gitauth.Explain(sess.Mask(strings.TrimSpace(out.String()))))
 		}
 		return strings.TrimSpace(out.String()), nil
 	}

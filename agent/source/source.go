@@ -28,8 +28,10 @@ type Options struct {
 var ErrLocalRefused = errors.New("local sources are not allowed on this agent (baton-agent --allow-local-sources)")
 
 // Prepare fills dest, an empty directory, with src, writing progress to
-// log. For git it returns the commit checked out.
-func Prepare(ctx context.Context, opts Options, src *protocol.Source, dest string, log io.Writer) (string, error) {
+// log. For git it returns the commit checked out; cred (nil for a public
+// repository) reaches git only through its environment (package gitauth),
+// never its arguments, the checkout's .git/config or the log.
+func Prepare(ctx context.Context, opts Options, src *protocol.Source, cred *protocol.GitCredentials, dest string, log io.Writer) (string, error) {
 	if src.Empty() {
 		return "", nil
 	}
@@ -38,7 +40,7 @@ func Prepare(ctx context.Context, opts Options, src *protocol.Source, dest strin
 	}
 	switch src.Type {
 	case protocol.SourceGit:
-		return gitCheckout(ctx, opts, src, dest, log)
+		return gitCheckout(ctx, opts, src, cred, dest, log)
 	case protocol.SourceCopy:
 		if !opts.AllowLocal {
 			return "", ErrLocalRefused

@@ -83,7 +83,7 @@ func TestGitCheckoutAtCommitAndRef(t *testing.T) {
 	} {
 		dest := t.TempDir()
 		var log bytes.Buffer
-		head, err := Prepare(context.Background(), opts, &c.src, dest, &log)
+		head, err := Prepare(context.Background(), opts, &c.src, nil, dest, &log)
 		if err != nil {
 			t.Fatalf("%+v: %v\n%s", c.src, err, log.String())
 		}
@@ -91,11 +91,11 @@ func TestGitCheckoutAtCommitAndRef(t *testing.T) {
 			t.Errorf("%+v: tree %q at %s, want %q at %s", c.src, got, head, c.tree, c.head)
 		}
 	}
-	_, err := Prepare(context.Background(), Options{}, &protocol.Source{Type: "git", URL: "file://" + repo}, t.TempDir(), io.Discard)
+	_, err := Prepare(context.Background(), Options{}, &protocol.Source{Type: "git", URL: "file://" + repo}, nil, t.TempDir(), io.Discard)
 	if !errors.Is(err, ErrLocalRefused) {
 		t.Errorf("file:// without --allow-local-sources: %v", err)
 	}
-	_, err = Prepare(context.Background(), opts, &protocol.Source{Type: "git", URL: "file://" + repo, Commit: "0123456789abcdef"}, t.TempDir(), io.Discard)
+	_, err = Prepare(context.Background(), opts, &protocol.Source{Type: "git", URL: "file://" + repo, Commit: "0123456789abcdef"}, nil, t.TempDir(), io.Discard)
 	if err == nil {
 		t.Error("an unknown commit checked out")
 	}
@@ -110,7 +110,7 @@ func TestCopySkipsLinksOutOfTheTree(t *testing.T) {
 	os.Symlink("a.txt", filepath.Join(src, "inside"))
 	dest := t.TempDir()
 	var log bytes.Buffer
-	if _, err := Prepare(context.Background(), Options{AllowLocal: true}, &protocol.Source{Type: "copy", Path: src}, dest, &log); err != nil {
+	if _, err := Prepare(context.Background(), Options{AllowLocal: true}, &protocol.Source{Type: "copy", Path: src}, nil, dest, &log); err != nil {
 		t.Fatal(err)
 	}
 	if got := tree(t, dest); got != "a.txt=a inside=a sub/b.txt=b" {
@@ -119,7 +119,7 @@ func TestCopySkipsLinksOutOfTheTree(t *testing.T) {
 	if !strings.Contains(log.String(), "skipped escape") {
 		t.Errorf("log %q does not say the outside link was skipped", log.String())
 	}
-	if _, err := Prepare(context.Background(), Options{}, &protocol.Source{Type: "copy", Path: src}, t.TempDir(), io.Discard); !errors.Is(err, ErrLocalRefused) {
+	if _, err := Prepare(context.Background(), Options{}, &protocol.Source{Type: "copy", Path: src}, nil, t.TempDir(), io.Discard); !errors.Is(err, ErrLocalRefused) {
 		t.Errorf("copy without --allow-local-sources: %v", err)
 	}
 }
@@ -152,7 +152,7 @@ func TestTarballUnpacksSafely(t *testing.T) {
 	for _, gz := range []bool{false, true} {
 		dest := t.TempDir()
 		src := protocol.Source{Type: "tarball", Path: tarball(t, gz, [2]string{"x/one.txt", "1"}, [2]string{"two.txt", "2"})}
-		if _, err := Prepare(context.Background(), opts, &src, dest, io.Discard); err != nil {
+		if _, err := Prepare(context.Background(), opts, &src, nil, dest, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		if got := tree(t, dest); got != "two.txt=2 x/one.txt=1" {
@@ -161,12 +161,12 @@ func TestTarballUnpacksSafely(t *testing.T) {
 	}
 	for _, name := range []string{"../evil.txt", "/etc/evil", "a/../../evil"} {
 		src := protocol.Source{Type: "tarball", Path: tarball(t, false, [2]string{name, "x"})}
-		if _, err := Prepare(context.Background(), opts, &src, t.TempDir(), io.Discard); err == nil || !strings.Contains(err.Error(), "outside") {
+		if _, err := Prepare(context.Background(), opts, &src, nil, t.TempDir(), io.Discard); err == nil || !strings.Contains(err.Error(), "outside") {
 			t.Errorf("entry %q: %v, want refused", name, err)
 		}
 	}
 	big := protocol.Source{Type: "tarball", Path: tarball(t, false, [2]string{"big", strings.Repeat("x", 2000)})}
-	if _, err := Prepare(context.Background(), Options{AllowLocal: true, MaxTarball: 1000}, &big, t.TempDir(), io.Discard); err == nil {
+	if _, err := Prepare(context.Background(), Options{AllowLocal: true, MaxTarball: 1000}, &big, nil, t.TempDir(), io.Discard); err == nil {
 		t.Error("a tarball over the limit unpacked")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/baton-ci/baton/server/api"
 	"net/http"
 	"strings"
 	"testing"
@@ -590,5 +591,41 @@ func TestQueueAndMetrics(t *testing.T) {
 		if !strings.Contains(string(res.Body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, res.Body)
 		}
+	}
+}
+
+// last_seen is written when it is older than SeenResolution, not on every
+// call: a reserve per step would otherwise cost a write per step.
+func TestLastSeenResolution(t *testing.T) {
+	t.Parallel()
+	ts := newTestServerWith(t, func(s *api.Server) { s.SeenResolution = 300 * time.Millisecond })
+	agent := ts.newAgent(t, "seen")
+	wantStatus(t, "reserve", agent.reserve(t, ts, "0s"), http.StatusNoContent)
+	first := ts.lastSeen(t, agent.ID)
+	for range 3 {
+		wantStatus(t, "reserve", agent.reserve(t, ts, "0s"), http.StatusNoContent)
+	}
+	if got := ts.lastSeen(t, agent.ID); !got.Equal(first) && got.Sub(first) < 300*time.Millisecond {
+		t.Errorf("last_seen moved from %v to %v within the resolution", first, got)
+	}
+	waitFor(t, 5*time.Second, "last_seen to move after the resolution", func() bool {
+		wantStatus(t, "reserve", agent.reserve(t, ts, "0s"), http.StatusNoContent)
+		return ts.lastSeen(t, agent.ID).Sub(first) >= 300*time.Millisecond
+	})
+}
+
+// A token verified once is remembered, but not past its expiry.
+func TestRememberedTokenStillExpires(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "expiring")
+	for range 2 {
+		wantStatus(t, "reserve", agent.reserve(t, ts, "0s"), http.StatusNoContent)
+	}
+	ts.srv.SetNow(func() time.Time { return time.Now().Add(time.Hour) })
+	res := agent.reserve(t, ts, "0s")
+	wantStatus(t, "reserve with the same token an hour later", res, http.StatusUnauthorized)
+	if msg := res.errorMessage(t); !strings.Contains(msg, "expired") {
+		t.Errorf("error %q does not say the token expired", msg)
 	}
 }

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -168,6 +170,50 @@ func (s *Server) setAgentState(state server.AgentState) http.HandlerFunc {
 	}
 }
 
+// fleetCommand sets the state of many agents at once, by labels or all of
+// them, and hints each: POST /api/v1/fleet/{enable|disable|drain}. One
+// statement and one hint per agent, so a fleet of thousands hears it in
+// well under a second (docs/performance.md); deleting is one at a time.
+func (s *Server) fleetCommand(w http.ResponseWriter, r *http.Request) {
+	states := map[string]server.AgentState{"enable": server.AgentEnabled, "disable": server.AgentDisabled, "drain": server.AgentDraining}
+	command := chi.URLParam(r, "command")
+	state, ok := states[command]
+	if !ok {
+		s.writeError(w, r, server.Errorf(server.ENOTFOUND, "no fleet command %q: use enable, disable or drain", command))
+		return
+	}
+	var req protocol.FleetCommand
+	if err := decodeJSON(r, 64<<10, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.All == (len(req.Labels) > 0) {
+		s.writeError(w, r, server.Errorf(server.EINVALID, "give either labels (agents that have all of them) or all: true"))
+		return
+	}
+	for _, l := range req.Labels {
+		if strings.TrimSpace(l) == "" {
+			s.writeError(w, r, server.Errorf(server.EINVALID, "labels must not be empty strings"))
+			return
+		}
+	}
+	ids, err := s.Agents.SetFleetState(r.Context(), req.Labels, state)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.Control.NotifyMany(ids, stateEvents[state])
+	if len(ids) > 0 {
+		s.Wake.Notify() // held reserve polls look at their agent's state again
+	}
+	s.Logger.InfoContext(r.Context(), "fleet state set", slog.String("state", string(state)),
+		slog.Any("labels", req.Labels), slog.Int("agents", len(ids)))
+	if ids == nil {
+		ids = []string{}
+	}
+	writeJSON(w, http.StatusOK, protocol.FleetResult{State: string(state), Agents: ids})
+}
+
 // stateEvents names the control hint for each state an admin sets.
 var stateEvents = map[server.AgentState]string{
 	server.AgentEnabled: control.EventEnable, server.AgentDisabled: control.EventDisable,
@@ -227,11 +273,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // agentState tells the agent what is wanted of it, and its config. It is
 // also how the server hears from an agent that is not reserving.
 func (s *Server) agentState(w http.ResponseWriter, r *http.Request) {
-	if err := s.Agents.TouchAgent(r.Context(), agentFrom(r.Context()).ID, s.now()); err != nil {
+	agent := agentFrom(r.Context())
+	if err := s.touch(r.Context(), agent); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	agent := agentFrom(r.Context())
 	writeJSON(w, http.StatusOK, protocol.AgentState{State: string(agent.State), Config: s.configFor(agent)})
 }
 
@@ -247,4 +293,21 @@ func (s *Server) agentView(a *server.Agent) protocol.Agent {
 		v.Settings.EvictionTime = a.Settings.EvictionTime.String()
 	}
 	return v
+}
+
+// DefaultSeenResolution is how stale an agent's last_seen may get.
+const DefaultSeenResolution = time.Second
+
+// touch records that the agent was heard from, unless its last_seen (as
+// requireAgent just read it) is recent enough already.
+func (s *Server) touch(ctx context.Context, agent *server.Agent) error {
+	res := s.SeenResolution
+	if res == 0 {
+		res = DefaultSeenResolution
+	}
+	now := s.now()
+	if now.Sub(agent.LastSeen) < res {
+		return nil
+	}
+	return s.Agents.TouchAgent(ctx, agent.ID, now)
 }

@@ -59,6 +59,10 @@ type Server struct {
 	ArtifactFiles ArtifactFiles
 	// ArtifactMaxBytes bounds one artifact (0: DefaultArtifactMaxBytes).
 	ArtifactMaxBytes int64
+	// SeenResolution is how stale an agent's last_seen may get before a
+	// call from it is written down (0: DefaultSeenResolution). Writing it on
+	// every reserve and state call cost a write transaction per step.
+	SeenResolution time.Duration
 	// ArtifactRetention is how long a run's artifacts are kept after it
 	// finished (0: DefaultArtifactRetention).
 	ArtifactRetention time.Duration
@@ -71,6 +75,7 @@ type Server struct {
 	minAgentProtocol int
 
 	now      func() time.Time
+	tokens   tokenCache
 	maskers  maskers
 	hookWake chan struct{}
 }
@@ -138,6 +143,7 @@ func (s *Server) Router() http.Handler {
 			r.Post("/agents/{id}/drain", s.setAgentState(server.AgentDraining))
 			r.Delete("/agents/{id}", s.setAgentState(server.AgentDeleted))
 			r.Put("/agents/{id}/config", s.setAgentSettings)
+			r.Post("/fleet/{command}", s.fleetCommand)
 			r.Get("/openapi.json", s.openAPI)
 		})
 		// Webhooks authenticate by the delivery's signature.

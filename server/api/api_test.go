@@ -92,6 +92,8 @@ func newTestServerWith(t *testing.T, configure func(*api.Server)) *testServer {
 		AgentConfig: protocol.AgentConfig{PoolSize: 3, EvictionTime: time.Minute},
 		Wake:        api.NewWake(),
 		Logger:      slog.New(slog.DiscardHandler),
+		// Every call is written down: tests watch last_seen move.
+		SeenResolution: time.Nanosecond,
 	}
 	artifactDir := filepath.Join(t.TempDir(), "artifacts")
 	files, err := artifacts.Open(artifactDir)

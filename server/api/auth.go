@@ -65,20 +65,28 @@ func (s *Server) issueAgentToken(agentID string, now time.Time) (string, time.Ti
 // verifyAgentToken checks signature, algorithm, issuer, audience and times,
 // and returns the agent id.
 func (s *Server) verifyAgentToken(token string) (string, error) {
+	now := s.now()
+	if subject, ok := s.tokens.get(token, now); ok {
+		return subject, nil
+	}
 	pub := s.SigningKey.Public().(ed25519.PublicKey)
 	var claims jwt.RegisteredClaims
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return pub, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithIssuer(tokenIssuer),
-		jwt.WithAudience(tokenAudience), jwt.WithLeeway(30*time.Second), jwt.WithTimeFunc(s.now))
+		jwt.WithAudience(tokenAudience), jwt.WithLeeway(tokenLeeway), jwt.WithTimeFunc(s.now))
 	if err != nil {
 		return "", err
 	}
 	if claims.Subject == "" {
 		return "", jwt.ErrTokenInvalidSubject
 	}
+	s.tokens.put(token, claims.Subject, claims.ExpiresAt.Add(tokenLeeway), now)
 	return claims.Subject, nil
 }
+
+// tokenLeeway is the clock skew allowed on an access token's times.
+const tokenLeeway = 30 * time.Second
 
 // requireAgent admits requests with a valid access token of an agent that
 // still exists and is enabled; JWTs cannot be revoked, so the database is

@@ -40,7 +40,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(d, protocol.MaxReserveWait)
 	}
-	if err := s.Agents.TouchAgent(ctx, agent.ID, s.now()); err != nil {
+	if err := s.touch(ctx, agent); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -98,6 +98,11 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			held = -1 // the wake was used
 			s.Metrics.ObserveDispatch(step.ReadyAt, time.Now())
 			secrets, err := s.openSecrets(r, run.Project, step.Environment, step.Secrets)
+			var srcCred, ciCred *protocol.GitCredentials
+			var credMask map[string]string
+			if err == nil {
+				srcCred, ciCred, credMask, err = s.sourceCredentials(ctx, run)
+			}
 			if err != nil {
 				// The step cannot run: fail it now rather than hand it out
 				// without its secrets, and look for other work.
@@ -109,12 +114,13 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 				}
 				continue
 			}
-			s.maskers.put(step.ID, step.Attempt, secrets)
+			s.maskers.put(step.ID, step.Attempt, secrets, credMask)
 			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
 				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
 			asg := protocol.Assignment{
 				StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
 				LeaseID: step.LeaseID, Source: wireSource(run.Source), CISource: wireSource(run.CISource), Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout, Memory: step.Memory, NanoCPUs: step.NanoCPUs,
+				SourceCredentials: srcCred, CISourceCredentials: ciCred,
 			}
 			plain, err := json.Marshal(asg)
 			if err != nil {

@@ -26,7 +26,9 @@ const webhookSecretName = "BATON_WEBHOOK_SECRET"
 
 // RepoReader reads runbooks from project repositories (package gitcache).
 type RepoReader interface {
-	Update(ctx context.Context, url, want string) error
+	// Update fetches url, with cred for a private repository (nil:
+	// public), making sure commit want is there when set.
+	Update(ctx context.Context, url string, cred *protocol.GitCredentials, want string) error
 	Resolve(ctx context.Context, url, branch string) (string, error)
 	Read(ctx context.Context, url, commit, path string) ([]byte, error)
 }
@@ -251,11 +253,21 @@ func (s *Server) runFromEvent(ctx context.Context, project string, ev *webhook.E
 	runbookCommit := ev.Commit
 	src := &protocol.Source{Type: protocol.SourceGit, URL: repo, Commit: ev.Commit}
 	var ci *protocol.Source
+	// A repository that cannot be read (its credentials missing or
+	// refused, or the commit absent) makes a failed run that says so.
+	unreadable := func(err error) (*server.Run, error) {
+		return &server.Run{Project: project, Source: domainSource(src), CISource: domainSource(ci),
+			Error: "cannot read runbook.yml: " + err.Error()}, nil
+	}
+	cred, err := s.repoCredentials(ctx, project, settings, repo)
+	if err != nil {
+		return unreadable(err)
+	}
 	if ev.Fork {
 		// The fork's code runs at /job/src; the runbook and CI code come
 		// from the trusted default branch.
-		if err := s.Repos.Update(fetchCtx, repo, ""); err != nil {
-			return nil, err
+		if err := s.Repos.Update(fetchCtx, repo, cred, ""); err != nil {
+			return unreadable(err)
 		}
 		if runbookCommit, err = s.Repos.Resolve(fetchCtx, repo, branch); err != nil {
 			return nil, err
@@ -265,8 +277,8 @@ func (s *Server) runFromEvent(ctx context.Context, project string, ev *webhook.E
 		}
 		src = &protocol.Source{Type: protocol.SourceGit, URL: ev.CloneURL, Commit: ev.Commit}
 		ci = &protocol.Source{Type: protocol.SourceGit, URL: repo, Commit: runbookCommit}
-	} else if err := s.Repos.Update(fetchCtx, repo, ev.Commit); err != nil {
-		return nil, err
+	} else if err := s.Repos.Update(fetchCtx, repo, cred, ev.Commit); err != nil {
+		return unreadable(err)
 	}
 	text, err := s.Repos.Read(fetchCtx, repo, runbookCommit, "runbook.yml")
 	if err != nil {

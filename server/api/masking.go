@@ -24,10 +24,12 @@ type maskers struct {
 
 func maskerKey(stepID string, attempt int) string { return fmt.Sprintf("%s/%d", stepID, attempt) }
 
-func (c *maskers) put(stepID string, attempt int, secrets map[string]string) {
-	values := make([]string, 0, len(secrets))
-	for _, v := range secrets {
-		values = append(values, v)
+func (c *maskers) put(stepID string, attempt int, secrets ...map[string]string) {
+	var values []string
+	for _, m := range secrets {
+		for _, v := range m {
+			values = append(values, v)
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -63,7 +65,7 @@ func (s *Server) redactorFor(ctx context.Context, l server.Lease) (server.Redact
 		if err != nil {
 			return nil, err
 		}
-		s.maskers.put(l.StepID, l.Attempt, secrets)
+		s.maskers.put(l.StepID, l.Attempt, secrets, s.projectCredentialValues(ctx, project))
 		m, _ = s.maskers.get(l.StepID, l.Attempt)
 	}
 	if m == nil || m.Empty() {

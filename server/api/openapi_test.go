@@ -405,6 +405,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 		"Reservation": protocol.Reservation{}, "Assignment": protocol.Assignment{}, "LeaseRequest": protocol.LeaseRequest{},
 		"Lease": protocol.Lease{}, "StepResult": protocol.StepResult{}, "TriggerRequest": protocol.TriggerRequest{},
 		"TriggerResponse": protocol.TriggerResponse{}, "Artifact": protocol.Artifact{},
+		"FleetCommand": protocol.FleetCommand{}, "FleetResult": protocol.FleetResult{},
 	}
 	for name, v := range types {
 		s, ok := doc.Components.Schemas[name]

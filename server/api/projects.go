@@ -25,9 +25,7 @@ func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
 
 func projectView(name string, settings server.ProjectSettings) protocol.Project {
 	v := protocol.Project{Name: name, MaxRunning: settings.MaxRunning, Weight: settings.Weight}
-	if settings.RepoURL != "" {
-		v.Repository = &protocol.Repository{URL: settings.RepoURL, DefaultBranch: settings.DefaultBranch}
-	}
+	v.Repository = repositoryView(settings)
 	v.NotifyURL = settings.NotifyURL
 	return v
 }
@@ -87,10 +85,10 @@ func projectSettings(name string, req protocol.Project) (server.ProjectSettings,
 	}
 	settings := server.ProjectSettings{MaxRunning: req.MaxRunning, Weight: req.Weight}
 	if repo := req.Repository; repo != nil {
-		if err := (&protocol.Source{Type: protocol.SourceGit, URL: repo.URL, Ref: repo.DefaultBranch}).Validate("repository"); err != nil {
-			return settings, server.Errorf(server.EINVALID, "%v", err)
+		var err error
+		if settings.RepoURL, settings.DefaultBranch, settings.RepoCredentials, err = repoSettings(repo); err != nil {
+			return settings, err
 		}
-		settings.RepoURL, settings.DefaultBranch = repo.URL, repo.DefaultBranch
 	}
 	if req.NotifyURL != "" {
 		u, err := url.Parse(req.NotifyURL)

@@ -223,7 +223,11 @@ func (s *Server) scheduledRun(ctx context.Context, sch *server.Schedule) (*serve
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Repos.Update(ctx, settings.RepoURL, ""); err != nil {
+	cred, err := s.repoCredentials(ctx, sch.Project, settings, settings.RepoURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Repos.Update(ctx, settings.RepoURL, cred, ""); err != nil {
 		return nil, err
 	}
 	commit, err := s.Repos.Resolve(ctx, settings.RepoURL, sch.Branch)

@@ -74,7 +74,14 @@ func (s *Server) followUp(ctx context.Context, parent *server.Run, req protocol.
 	if src := parent.Source; src != nil && src.Type == protocol.SourceGit && src.Commit != "" {
 		fetchCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		if err := s.Repos.Update(fetchCtx, src.URL, src.Commit); err != nil {
+		var cred *protocol.GitCredentials
+		if !parent.Untrusted {
+			var err error
+			if cred, err = s.projectRepoCredentials(ctx, parent.Project, src.URL); err != nil {
+				return nil, server.Errorf(server.EUNAVAILABLE, "read %s: %v", req.Runbook, err)
+			}
+		}
+		if err := s.Repos.Update(fetchCtx, src.URL, cred, src.Commit); err != nil {
 			return nil, server.Errorf(server.EUNAVAILABLE, "read %s: %v", req.Runbook, err)
 		}
 		load = func(path string) ([]byte, error) { return s.Repos.Read(fetchCtx, src.URL, src.Commit, path) }

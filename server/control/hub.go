@@ -41,7 +41,7 @@ type Hub struct {
 
 	mu        sync.Mutex
 	connected map[string]int // agent id -> open streams
-	broadcast func(agentID, kind string)
+	broadcast func(agentIDs []string, kind string)
 }
 
 // New returns a Hub. writeTimeout bounds every write to an agent.
@@ -105,7 +105,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, agentID string) {
 // SetBroadcast makes every Notify also call f, which passes the hint to the
 // other server replicas, where the agent may be connected (PostgreSQL
 // NOTIFY); they Deliver it. f must not block.
-func (h *Hub) SetBroadcast(f func(agentID, kind string)) {
+func (h *Hub) SetBroadcast(f func(agentIDs []string, kind string)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.broadcast = f
@@ -119,9 +119,24 @@ func (h *Hub) Notify(agentID, kind string) {
 	broadcast := h.broadcast
 	h.mu.Unlock()
 	if broadcast != nil {
-		broadcast(agentID, kind)
+		broadcast([]string{agentID}, kind)
 	}
 	h.Deliver(agentID, kind)
+}
+
+// NotifyMany sends one hint to many agents (a fleet command): here to
+// those connected, and to the others through the other replicas in as few
+// messages as fit.
+func (h *Hub) NotifyMany(agentIDs []string, kind string) {
+	h.mu.Lock()
+	broadcast := h.broadcast
+	h.mu.Unlock()
+	if broadcast != nil && len(agentIDs) > 0 {
+		broadcast(agentIDs, kind)
+	}
+	for _, id := range agentIDs {
+		h.Deliver(id, kind)
+	}
 }
 
 // Deliver sends a hint to an agent if it is connected to this replica.

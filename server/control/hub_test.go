@@ -118,7 +118,8 @@ func TestNotifyBroadcastsDeliverDoesNot(t *testing.T) {
 	defer srv.Close()
 	var mu sync.Mutex
 	var sent []string
-	hub.SetBroadcast(func(agentID, kind string) {
+	hub.SetBroadcast(func(agentIDs []string, kind string) {
+		agentID := strings.Join(agentIDs, ",")
 		mu.Lock()
 		defer mu.Unlock()
 		sent = append(sent, agentID+" "+kind)

@@ -1,6 +1,7 @@
 // Package gitcache keeps bare mirrors of project repositories in the
 // server's data dir, so the server can read a runbook at the commit a
-// webhook names without a full checkout. It shells out to git.
+// webhook names without a full checkout. It shells out to git; a private
+// repository's credentials reach git only through package gitauth.
 package gitcache
 
 import (
@@ -14,6 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/baton-ci/baton/shared/gitauth"
+	"github.com/baton-ci/baton/shared/protocol"
 )
 
 // Cache holds one mirror per repository URL under Dir.
@@ -49,52 +53,72 @@ func (c *Cache) path(url string) string {
 	return filepath.Join(c.Dir, hex.EncodeToString(sum[:12])+".git")
 }
 
-func git(ctx context.Context, dir string, args ...string) (string, error) {
+// git runs git in dir: with sess (a fetch from the remote) the
+// credentials reach git only through its environment, and git's messages
+// are masked.
+func git(ctx context.Context, dir string, sess *gitauth.Session, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	cmd.Env = sess.Env(os.Environ())
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(errb.String()))
+		return "", fmt.Errorf("git %s: %v: %s", args[0], err, gitauth.Explain(sess.Mask(strings.TrimSpace(errb.String()))))
 	}
 	return out.String(), nil
 }
 
+// local has no credentials: for commands that read the mirror only.
+var local, _ = gitauth.New("", nil)
+
 // Update makes the mirror of url current: cloned on first use, fetched
-// after. want, when set, is a commit that must be present afterwards (it
-// is fetched by id if the branches do not hold it, as for a pull request's
-// head).
-func (c *Cache) Update(ctx context.Context, url, want string) error {
+// after, with cred for a private repository (nil for a public one). want,
+// when set, is a commit that must be present afterwards (it is fetched by
+// id if the branches do not hold it, as for a pull request's head). Its
+// errors name the repository and never hold the credentials.
+func (c *Cache) Update(ctx context.Context, url string, cred *protocol.GitCredentials, want string) error {
+	if err := c.update(ctx, url, cred, want); err != nil {
+		return fmt.Errorf("fetch %s: %w", gitauth.Redact(url), err)
+	}
+	return nil
+}
+
+func (c *Cache) update(ctx context.Context, url string, cred *protocol.GitCredentials, want string) error {
 	defer c.lock(url)()
+	sess, err := gitauth.New(url, cred)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
 	dir := c.path(url)
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		tmp := dir + ".tmp"
 		os.RemoveAll(tmp)
-		if _, err := git(ctx, c.Dir, "clone", "-q", "--mirror", "--", url, tmp); err != nil {
+		if _, err := git(ctx, c.Dir, sess, "clone", "-q", "--mirror", "--", url, tmp); err != nil {
+			os.RemoveAll(tmp)
 			return err
 		}
 		if err := os.Rename(tmp, dir); err != nil {
 			return err
 		}
-	} else if _, err := git(ctx, dir, "fetch", "-q", "--prune", "origin"); err != nil {
+	} else if _, err := git(ctx, dir, sess, "fetch", "-q", "--prune", "origin"); err != nil {
 		return err
 	}
 	if want == "" {
 		return nil
 	}
-	if _, err := git(ctx, dir, "cat-file", "-e", want+"^{commit}"); err == nil {
+	if _, err := git(ctx, dir, local, "cat-file", "-e", want+"^{commit}"); err == nil {
 		return nil
 	}
-	if _, err := git(ctx, dir, "fetch", "-q", "origin", want); err != nil {
-		return fmt.Errorf("commit %s is not in %s: %w", want, url, err)
+	if _, err := git(ctx, dir, sess, "fetch", "-q", "origin", want); err != nil {
+		return fmt.Errorf("commit %s is not in the repository: %w", want, err)
 	}
 	return nil
 }
 
 // Resolve returns the commit a branch of url points at (after Update).
 func (c *Cache) Resolve(ctx context.Context, url, branch string) (string, error) {
-	out, err := git(ctx, c.path(url), "rev-parse", "--verify", "refs/heads/"+branch+"^{commit}")
+	out, err := git(ctx, c.path(url), local, "rev-parse", "--verify", "refs/heads/"+branch+"^{commit}")
 	if err != nil {
 		return "", fmt.Errorf("branch %s of %s: %w", branch, url, err)
 	}
@@ -106,7 +130,7 @@ func (c *Cache) Read(ctx context.Context, url, commit, path string) ([]byte, err
 	if strings.HasPrefix(path, "/") || strings.Contains(path, "..") {
 		return nil, fmt.Errorf("path %q must be relative to the repository root", path)
 	}
-	out, err := git(ctx, c.path(url), "show", commit+":"+path)
+	out, err := git(ctx, c.path(url), local, "show", commit+":"+path)
 	if err != nil {
 		return nil, fmt.Errorf("%s at %.12s: not found", path, commit)
 	}

@@ -37,6 +37,9 @@ const (
 // are dropped (each is only a hint).
 const maxQueued = 1024
 
+// maxPayload keeps a notification under PostgreSQL's 8,000-byte limit.
+const maxPayload = 7900
+
 // Config is what a Relay needs.
 type Config struct {
 	// DSN is the database's connection string, as pgx takes it.
@@ -59,7 +62,7 @@ type Relay struct {
 
 	mu      sync.Mutex
 	wake    bool     // a wake waits to be sent
-	hints   []string // "<agent> <kind>" waiting to be sent
+	hints   []string // "<agent>[,<agent>...] <kind>" waiting to be sent
 	dropped int      // hints dropped since the last report
 	kick    chan struct{}
 
@@ -94,12 +97,26 @@ func (r *Relay) Wake() {
 
 // Control passes a hint for an agent to the other replicas, where the agent
 // may be connected. It does not block.
-func (r *Relay) Control(agentID, kind string) {
+func (r *Relay) Control(agentID, kind string) { r.ControlMany([]string{agentID}, kind) }
+
+// ControlMany passes one hint for many agents (a fleet command) to the
+// other replicas, packing the ids into as few notifications as fit
+// PostgreSQL's payload limit. It does not block.
+func (r *Relay) ControlMany(agentIDs []string, kind string) {
 	r.mu.Lock()
-	if len(r.hints) < maxQueued {
-		r.hints = append(r.hints, agentID+" "+kind)
-	} else {
-		r.dropped++
+	for len(agentIDs) > 0 {
+		n, size := 0, len(r.cfg.Replica)+len(kind)+2
+		for n < len(agentIDs) && size+len(agentIDs[n])+1 <= maxPayload {
+			size += len(agentIDs[n]) + 1
+			n++
+		}
+		n = max(n, 1)
+		if len(r.hints) < maxQueued {
+			r.hints = append(r.hints, strings.Join(agentIDs[:n], ",")+" "+kind)
+		} else {
+			r.dropped += n
+		}
+		agentIDs = agentIDs[n:]
 	}
 	r.mu.Unlock()
 	r.signal()
@@ -269,9 +286,13 @@ func (r *Relay) deliver(n *pgconn.Notification) {
 		}
 	case ChannelControl:
 		replica, hint, _ := strings.Cut(n.Payload, " ")
-		agent, kind, ok := strings.Cut(hint, " ")
-		if ok && replica != r.cfg.Replica && agent != "" && kind != "" {
-			r.cfg.OnControl(agent, kind)
+		agents, kind, ok := strings.Cut(hint, " ")
+		if ok && replica != r.cfg.Replica && agents != "" && kind != "" {
+			for agent := range strings.SplitSeq(agents, ",") {
+				if agent != "" {
+					r.cfg.OnControl(agent, kind)
+				}
+			}
 		}
 	}
 }

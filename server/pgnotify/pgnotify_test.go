@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,7 +47,7 @@ type replica struct {
 
 func startRelay(t *testing.T, ctx context.Context, dsn string) *replica {
 	t.Helper()
-	r := &replica{id: unique("replica"), wakes: make(chan struct{}, 100), control: make(chan string, 100)}
+	r := &replica{id: unique("replica"), wakes: make(chan struct{}, 100), control: make(chan string, 2000)}
 	r.Relay = pgnotify.New(pgnotify.Config{
 		DSN: dsn, Replica: r.id, KeepAlive: 500 * time.Millisecond,
 		OnWake: func() {
@@ -164,4 +166,33 @@ func TestRelayReconnects(t *testing.T) {
 	agent := unique("agent")
 	a.Control(agent, "drain")
 	b.expectHint(t, ctx, agent+" drain")
+}
+
+// A hint for many agents (a fleet command) reaches the other replica for
+// every one of them, though they take several notifications.
+func TestRelayControlMany(t *testing.T) {
+	t.Parallel()
+	dsn := dsn(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	a := startRelay(t, ctx, dsn)
+	b := startRelay(t, ctx, dsn)
+	prefix := unique("fleet")
+	var ids []string
+	for i := range 600 { // about 28 KB of ids: four notifications
+		ids = append(ids, fmt.Sprintf("%s-%04d-%s", prefix, i, strings.Repeat("x", 20)))
+	}
+	a.ControlMany(ids, "drain")
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id+" drain"] = true
+	}
+	for len(want) > 0 {
+		select {
+		case got := <-b.control:
+			delete(want, got)
+		case <-ctx.Done():
+			t.Fatalf("%d of %d hints never arrived", len(want), len(ids))
+		}
+	}
 }

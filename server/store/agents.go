@@ -121,7 +121,7 @@ func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byt
 // FindAgent returns one agent.
 func (s *DB) FindAgent(ctx context.Context, id string) (*server.Agent, error) {
 	var row agentRow
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	if err := s.r.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, notFound(err, "agent %q not found", id)
 	}
 	return row.domain(), nil
@@ -130,7 +130,7 @@ func (s *DB) FindAgent(ctx context.Context, id string) (*server.Agent, error) {
 // ListAgents returns every agent, oldest first.
 func (s *DB) ListAgents(ctx context.Context) ([]*server.Agent, error) {
 	var rows []agentRow
-	if err := s.db.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+	if err := s.r.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
 	out := make([]*server.Agent, len(rows))
@@ -152,6 +152,29 @@ func (s *DB) SetAgentState(ctx context.Context, id string, state server.AgentSta
 		}
 		return tx.Model(&agentRow{}).Where("id = ?", id).Update("state", state).Error
 	})
+}
+
+// SetFleetState sets the state of every agent that is not deleted, not in
+// that state already, and has all of labels (all of them when labels is
+// empty), in one statement; it returns their ids.
+func (s *DB) SetFleetState(ctx context.Context, labels []string, state server.AgentState) ([]string, error) {
+	if labels == nil {
+		labels = []string{}
+	}
+	need, err := json.Marshal(labels)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
+		ids = nil
+		return tx.Raw(`UPDATE agents AS a SET state = ? WHERE a.state <> ? AND a.state <> ? AND `+s.d.agentCovers+` RETURNING id`,
+			state, server.AgentDeleted, state, string(need)).Scan(&ids).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set fleet state %s: %w", state, err)
+	}
+	return ids, nil
 }
 
 // SetAgentSettings replaces an agent's settings.

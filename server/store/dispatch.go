@@ -152,10 +152,16 @@ func (s *DB) reserveIn(tx *gorm.DB, projectID, agentID string, now time.Time, le
 		return nil, nil, err
 	}
 	run := &server.Run{ID: step.RunID, Project: p.Name}
-	var found []struct{ Source, CiSource string }
-	if err := tx.Raw(`SELECT source, ci_source FROM runs WHERE id = ?`, step.RunID).Scan(&found).Error; err != nil || len(found) != 1 {
+	var found []struct {
+		Source, CiSource string
+		Untrusted        bool
+	}
+	if err := tx.Raw(`SELECT source, ci_source, untrusted FROM runs WHERE id = ?`, step.RunID).Scan(&found).Error; err != nil || len(found) != 1 {
 		return nil, nil, fmt.Errorf("sources of run %s: %v", step.RunID, err)
 	}
+	// Untrusted decides whether the step may have the repository's
+	// credentials; it is read in the transaction that reserves the step.
+	run.Untrusted = found[0].Untrusted
 	if run.Source, err = sourceOf(found[0].Source); err != nil {
 		return nil, nil, err
 	}
@@ -169,7 +175,7 @@ func (s *DB) reserveIn(tx *gorm.DB, projectID, agentID string, now time.Time, le
 // delay becomes reservable; the zero time when there is none.
 func (s *DB) NextRetryAt(ctx context.Context) (time.Time, error) {
 	var next []int64
-	if err := s.db.WithContext(ctx).Raw(`SELECT COALESCE(MIN(not_before), 0) FROM steps WHERE state = ? AND not_before > ?`,
+	if err := s.r.WithContext(ctx).Raw(`SELECT COALESCE(MIN(not_before), 0) FROM steps WHERE state = ? AND not_before > ?`,
 		engine.StepReady, s.now().UnixMilli()).Scan(&next).Error; err != nil {
 		return time.Time{}, fmt.Errorf("next retry: %w", err)
 	}
@@ -425,9 +431,18 @@ func reportKey(res server.StepResult) string {
 // dependencies, so completing a step costs the same in a 10-step run and a
 // 1,000-step one. It returns how many steps became Ready.
 func (s *DB) advance(tx *gorm.DB, runID, changed string) (int, error) {
-	return s.settle(tx, runID, func(frontier []string) ([]stepRow, error) {
+	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
 		return pendingDependents(tx, runID, frontier)
 	}, []string{changed})
+	if err != nil {
+		return 0, err
+	}
+	if ready > 0 {
+		// A step has ended and another is Ready: the counts can only say
+		// running, so there is no need to count.
+		return ready, s.markRunRunning(tx, runID)
+	}
+	return 0, s.updateRunState(tx, runID, s.now())
 }
 
 // pendingDependents returns the pending steps that depend on any of names.
@@ -446,9 +461,21 @@ func pendingDependents(tx *gorm.DB, runID string, names []string) ([]stepRow, er
 // Steps that end this way (skipped, failed) form the next frontier. Then the
 // run state is updated.
 func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string) (int, error) {
+	ready, err := s.settleSteps(tx, runID, next, frontier)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.updateRunState(tx, runID, s.now()); err != nil {
+		return 0, err
+	}
+	return ready, nil
+}
+
+// settleSteps is settle without the run state.
+func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string) (int, error) {
 	ready := 0
 	now := s.now()
-	var facts *runFacts
+	facts := s.lazyRunFacts(tx, runID)
 	for len(frontier) > 0 {
 		candidates, err := next(frontier)
 		if err != nil {
@@ -456,11 +483,6 @@ func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]s
 		}
 		if len(candidates) == 0 {
 			break
-		}
-		if facts == nil {
-			if facts, err = s.loadRunFacts(tx, runID); err != nil {
-				return 0, err
-			}
 		}
 		g, err := s.subgraph(tx, runID, candidates, facts)
 		if err != nil {
@@ -509,10 +531,20 @@ func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]s
 			}
 		}
 	}
-	if err := s.updateRunState(tx, runID, now); err != nil {
-		return 0, err
-	}
 	return ready, nil
+}
+
+// markRunRunning sets the run running if it is not, as updateRunState
+// would when a step is Ready and another has ended.
+func (s *DB) markRunRunning(tx *gorm.DB, runID string) error {
+	res := tx.Model(&runRow{}).Where("id = ? AND state <> ?", runID, engine.RunRunning).Update("state", engine.RunRunning)
+	if res.Error != nil {
+		return fmt.Errorf("run %s -> running: %w", runID, res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return s.notify(tx, runID, "", string(engine.RunRunning), "")
+	}
+	return nil
 }
 
 // graph is the engine's view of some steps of a run.
@@ -545,6 +577,9 @@ func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFact
 			cond, err := runbook.Condition(st.If, ps.scope(facts))
 			if err != nil {
 				return nil, fmt.Errorf("step %s: if: %w", st.Name, err) // validated at submit
+			}
+			if _, err := facts.get(); err != nil {
+				return nil, err
 			}
 			if facts.Cancelled {
 				eval := cond.Eval

@@ -16,7 +16,7 @@ var _ server.QueueStore = (*DB)(nil)
 // Queue groups the ready steps by the labels they need, with the oldest's
 // age and how many enabled agents could take them.
 func (s *DB) Queue(ctx context.Context) ([]server.QueueLine, error) {
-	db := s.db.WithContext(ctx)
+	db := s.r.WithContext(ctx)
 	var rows []struct {
 		RunsOn string
 		N      int

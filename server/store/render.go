@@ -11,20 +11,36 @@ import (
 	"github.com/baton-ci/baton/shared/runbook"
 )
 
-// runFacts is what expressions see of the run itself.
+// runFacts is what expressions see of the run itself. It is read from the
+// database the first time a step needs it (get): most steps have no
+// condition and nothing to render, and a run row carries its whole runbook.
 type runFacts struct {
 	ID, Name, Project string
 	Params            map[string]any
 	// Cancelled: the run was cancelled; status conditions see cancelled().
 	Cancelled bool
+
+	load   func() (*server.Run, error)
+	loaded bool
 }
 
-func (s *DB) loadRunFacts(tx *gorm.DB, runID string) (*runFacts, error) {
-	run, err := s.findRun(tx, runID)
+// lazyRunFacts returns the facts of the run, read on first use.
+func (s *DB) lazyRunFacts(tx *gorm.DB, runID string) *runFacts {
+	return &runFacts{load: func() (*server.Run, error) { return s.findRun(tx, runID) }}
+}
+
+// get reads the facts if they have not been read yet.
+func (f *runFacts) get() (*runFacts, error) {
+	if f.loaded {
+		return f, nil
+	}
+	run, err := f.load()
 	if err != nil {
 		return nil, err
 	}
-	return &runFacts{ID: run.ID, Name: run.Name, Project: run.Project, Params: run.Params, Cancelled: run.CancelRequested}, nil
+	f.ID, f.Name, f.Project, f.Params, f.Cancelled = run.ID, run.Name, run.Project, run.Params, run.CancelRequested
+	f.loaded = true
+	return f, nil
 }
 
 // pendingStep is a step the engine is deciding, with lazy access to the
@@ -59,6 +75,10 @@ func (p *pendingStep) scope(facts *runFacts) func() (*runbook.Scope, error) {
 				return nil, err
 			}
 			refs = append(refs, condRefs...)
+		}
+		facts, err := facts.get()
+		if err != nil {
+			return nil, err
 		}
 		scope := &runbook.Scope{Params: facts.Params, RunID: facts.ID, RunName: facts.Name, Project: facts.Project,
 			Steps: map[string]runbook.StepFacts{}}

@@ -21,6 +21,11 @@ type projectRow struct {
 	RepoURL       string
 	DefaultBranch string
 	NotifyURL     string
+	// A private repository's credentials: secret names, not values.
+	RepoUsername       string
+	RepoPasswordSecret string
+	RepoSSHKeySecret   string `gorm:"column:repo_ssh_key_secret"`
+	RepoKnownHosts     string
 }
 
 func (projectRow) TableName() string { return "projects" }

@@ -283,7 +283,7 @@ func (s *DB) ensureProject(tx *gorm.DB, name string) (string, error) {
 
 // FindRun returns a run with its steps in runbook order.
 func (s *DB) FindRun(ctx context.Context, id string) (*server.Run, error) {
-	db := s.db.WithContext(ctx)
+	db := s.r.WithContext(ctx)
 	run, err := s.findRun(db, id)
 	if err != nil {
 		return nil, err
@@ -347,7 +347,7 @@ func (s *DB) StepLog(ctx context.Context, runID, stepName string, attempt int) (
 
 // StepLogTimes returns one attempt's output with its chunks' line times.
 func (s *DB) StepLogTimes(ctx context.Context, runID, stepName string, attempt int) ([]byte, []server.LogChunkTimes, error) {
-	db := s.db.WithContext(ctx)
+	db := s.r.WithContext(ctx)
 	var st stepRow
 	if err := db.Where("run_id = ? AND name = ?", runID, stepName).Take(&st).Error; err != nil {
 		return nil, nil, notFound(err, "step %q of run %q not found", stepName, runID)

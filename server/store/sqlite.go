@@ -19,14 +19,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(wal)")
-	q.Add("_pragma", "foreign_keys(on)")
-	q.Add("_pragma", "synchronous(normal)")
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	g, err := gorm.Open(gormlite.Open(dsn), gormConfig())
+	g, err := gorm.Open(gormlite.Open(sqliteDSN(path, false)), gormConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -49,5 +42,47 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		s.Close()
 		return nil, err
 	}
+	newStmtCache(sqlDB).use(g) // after the migrations: they run once
+	if s.r, err = openSQLiteReader(path); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// sqliteReaders is how many read-only connections serve reads beside the
+// writer.
+const sqliteReaders = 2
+
+// openSQLiteReader opens the read-only connections (query_only: a write
+// through them fails rather than contending with the writer).
+func openSQLiteReader(path string) (*gorm.DB, error) {
+	r, err := gorm.Open(gormlite.Open(sqliteDSN(path, true)), gormConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+	}
+	sqlDB, err := r.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+	}
+	sqlDB.SetMaxOpenConns(sqliteReaders)
+	newStmtCache(sqlDB).use(r)
+	return r, nil
+}
+
+// sqliteDSN is the connection string of the database at path: WAL, a busy
+// timeout, foreign keys, transactions that begin IMMEDIATE, and for
+// readOnly connections query_only.
+func sqliteDSN(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(wal)")
+	q.Add("_pragma", "foreign_keys(on)")
+	q.Add("_pragma", "synchronous(normal)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }

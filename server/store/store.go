@@ -45,7 +45,11 @@ var migrations embed.FS
 // DB is the server's database.
 type DB struct {
 	db *gorm.DB
-	d  dialect
+	// r serves reads that need no transaction: on SQLite, connections of
+	// their own (WAL readers run beside the one writer), so agents' lookups
+	// and the API's pages do not queue behind dispatch; on PostgreSQL, db.
+	r *gorm.DB
+	d dialect
 	// now is the clock; tests may replace it.
 	now func() time.Time
 	// MaxRunning is the global pool limit: no step is reserved while this
@@ -62,7 +66,7 @@ var (
 )
 
 func newDB(g *gorm.DB, d dialect) *DB {
-	return &DB{db: g, d: d, now: now}
+	return &DB{db: g, r: g, d: d, now: now}
 }
 
 // now is the store's clock: UTC, in microseconds, which both databases
@@ -157,6 +161,11 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Close closes the underlying connections.
 func (s *DB) Close() error {
+	if s.r != s.db {
+		if r, err := s.r.DB(); err == nil {
+			r.Close()
+		}
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -207,6 +207,33 @@ type Repository struct {
 	// DefaultBranch (default main) holds the trusted runbook and CI code
 	// for pull requests from forks.
 	DefaultBranch string `json:"default_branch,omitempty"`
+	// Credentials, for a private repository, name the project secrets
+	// it is fetched with; nil: the repository is public.
+	Credentials *RepoCredentials `json:"credentials,omitempty"`
+}
+
+// RepoCredentials say how a private repository is fetched: over HTTPS with
+// Username and the token or password in the project secret PasswordSecret,
+// or over SSH (ssh:// and user@host:path URLs) with the private key in the
+// project secret SSHKeySecret, checking the host against KnownHosts. The
+// values stay in the secrets store: these are only names.
+type RepoCredentials struct {
+	Username       string `json:"username,omitempty"`
+	PasswordSecret string `json:"password_secret,omitempty"`
+	SSHKeySecret   string `json:"ssh_key_secret,omitempty"`
+	// KnownHosts are known_hosts lines for the repository's host; ""
+	// uses the system's known_hosts files. Host keys are always checked.
+	KnownHosts string `json:"known_hosts,omitempty"`
+}
+
+// GitCredentials are the opened values of a repository's credentials, as
+// an agent gets them inside a sealed Assignment (never in a run's view).
+type GitCredentials struct {
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// SSHKey is a private key in OpenSSH or PEM form, without passphrase.
+	SSHKey     string `json:"ssh_key,omitempty"`
+	KnownHosts string `json:"known_hosts,omitempty"`
 }
 
 // Agent is an agent as the admin API shows it.
@@ -304,6 +331,21 @@ type AgentSettings struct {
 	EvictionTime string `json:"eviction_time,omitempty"`
 }
 
+// FleetCommand selects the agents of a fleet command:
+// POST /api/v1/fleet/{enable|disable|drain}. Exactly one of Labels (agents
+// that have all of them) and All must be given.
+type FleetCommand struct {
+	Labels []string `json:"labels,omitempty"`
+	All    bool     `json:"all,omitempty"`
+}
+
+// FleetResult is the answer to a fleet command: the agents whose state
+// changed (those already in it are left alone).
+type FleetResult struct {
+	State  string   `json:"state"`
+	Agents []string `json:"agents"`
+}
+
 // LeaseRequest renews the lease on a running step:
 // POST /api/v1/agent/steps/{id}/lease.
 type LeaseRequest struct {
@@ -391,6 +433,11 @@ type Assignment struct {
 	// and /job/ci.
 	Source   *Source `json:"source,omitempty"`
 	CISource *Source `json:"ci_source,omitempty"`
+	// SourceCredentials and CISourceCredentials fetch a source that is the
+	// project's private repository (trusted runs only). The agent passes
+	// them to git through its environment and masks them in the log.
+	SourceCredentials   *GitCredentials `json:"source_credentials,omitempty"`
+	CISourceCredentials *GitCredentials `json:"ci_source_credentials,omitempty"`
 }
 
 // Artifact describes an artifact stored for a run (the answer to a PUT).

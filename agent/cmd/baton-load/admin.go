@@ -92,6 +92,13 @@ func (a *admin) disable(ctx context.Context, agentID string) error {
 	return a.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(agentID)+"/disable", nil, nil)
 }
 
+// disableFleet is the fleet command POST /api/v1/fleet/disable for every agent.
+func (a *admin) disableFleet(ctx context.Context) (protocol.FleetResult, error) {
+	var res protocol.FleetResult
+	err := a.do(ctx, http.MethodPost, "/api/v1/fleet/disable", protocol.FleetCommand{All: true}, &res)
+	return res, err
+}
+
 // configure is the admin command PUT /api/v1/agents/{id}/config.
 func (a *admin) configure(ctx context.Context, agentID string, s protocol.AgentSettings) error {
 	return a.do(ctx, http.MethodPut, "/api/v1/agents/"+url.PathEscape(agentID)+"/config", s, nil)

@@ -69,9 +69,9 @@ func benchFleet(ctx context.Context, cfg Config, logger *slog.Logger, w io.Write
 		return err
 	}
 	fmt.Fprintf(w, "server RSS with %d agents: %s now, peak %s\n", n, mib(end.RSS), mib(end.HWM))
-	fmt.Fprintf(w, "  target RSS ≤ %s: %s; a control command reaches all within %s: %s (%s for each agent), %s (ping broadcast)\n",
+	fmt.Fprintf(w, "  target RSS ≤ %s: %s; a control command reaches all within %s: %s (%s), %s (ping broadcast)\n",
 		mib(targetFleetRSS), fleetVerdict(end.HWM <= targetFleetRSS, n), targetControlAll,
-		fleetVerdict(control <= targetControlAll, n), cfg.Control, fleetVerdict(broadcast <= targetControlAll, n))
+		fleetVerdict(control <= targetControlAll, n), controlName(cfg.Control), fleetVerdict(broadcast <= targetControlAll, n))
 	return nil
 }
 
@@ -116,9 +116,12 @@ func measureIdle(ctx context.Context, cfg Config, srv *serverProc, f *fleet, w i
 // within cfg.ControlTimeout.
 func measureControl(ctx context.Context, cfg Config, adm *admin, f *fleet, w io.Writer) (time.Duration, error) {
 	agents := f.list()
-	hints := newHintWatch(cfg.Control, len(agents))
+	hints := newHintWatch(hintOf(cfg.Control), len(agents))
 	f.watch.Store(hints)
 	defer f.watch.Store(nil)
+	if cfg.Control == "fleet-disable" {
+		return measureFleetCommand(ctx, cfg, adm, f, hints, w)
+	}
 	send := func(id string) error {
 		if cfg.Control == "disable" {
 			return adm.disable(ctx, id)
@@ -192,6 +195,65 @@ func measureControl(ctx context.Context, cfg Config, adm *admin, f *fleet, w io.
 		return never, nil
 	}
 	return last.Sub(start), nil
+}
+
+// measureFleetCommand sends one fleet command that disables every agent,
+// and times it to the last agent's hint.
+func measureFleetCommand(ctx context.Context, cfg Config, adm *admin, f *fleet, hints *hintWatch, w io.Writer) (time.Duration, error) {
+	agents := f.list()
+	start := time.Now()
+	res, err := adm.disableFleet(ctx)
+	answered := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("fleet command: %w", err)
+	}
+	deadline := start.Add(cfg.ControlTimeout)
+	heard := hints.first()
+	for countSet(heard) < len(agents) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+		heard = hints.first()
+	}
+	var perAgent []time.Duration
+	last := start
+	for _, at := range heard {
+		if !at.IsZero() {
+			perAgent = append(perAgent, at.Sub(start))
+			if at.After(last) {
+				last = at
+			}
+		}
+	}
+	reached := countSet(heard)
+	fmt.Fprintf(w, "control: one POST /api/v1/fleet/disable {\"all\":true}: answered in %s, %d agents changed\n",
+		answered.Round(time.Millisecond), len(res.Agents))
+	fmt.Fprintf(w, "  %d of %d agents heard the \"disable\" hint; the last %s after the command was sent\n",
+		reached, len(agents), last.Sub(start).Round(time.Millisecond))
+	fmt.Fprintf(w, "  per agent, command sent → hint heard: %s\n", Summarize(perAgent))
+	for f.disabled.Load() < int64(len(agents)) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintf(w, "  %d of %d agents in state disabled %s after the command was sent\n",
+		f.disabled.Load(), len(agents), time.Since(start).Round(time.Millisecond))
+	if reached < len(agents) {
+		return never, nil
+	}
+	return last.Sub(start), nil
+}
+
+// controlName says how -control sent the command.
+func controlName(control string) string {
+	if control == "fleet-disable" {
+		return "one fleet disable"
+	}
+	return control + " for each agent"
+}
+
+// hintOf is the control hint a -control command makes agents hear.
+func hintOf(control string) string {
+	if control == "config" {
+		return "config"
+	}
+	return "disable"
 }
 
 // fleetVerdict judges a fleet target, which is set for 10000 agents: a

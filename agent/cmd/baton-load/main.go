@@ -43,7 +43,7 @@ type Config struct {
 
 	Fleet              int           // idle agents; 0 skips the fleet test
 	IdleWindow         time.Duration // how long the idle fleet is measured
-	Control            string        // disable or config
+	Control            string        // fleet-disable, disable or config
 	ControlConcurrency int           // admin commands in flight at once
 	ControlTimeout     time.Duration // how long to wait for the command to reach all
 
@@ -65,8 +65,8 @@ func (c *Config) Validate() error {
 		return errors.New("-register-concurrency and -control-concurrency must be at least 1")
 	case c.Fleet < 0:
 		return errors.New("-fleet must not be negative")
-	case c.Control != "disable" && c.Control != "config":
-		return fmt.Errorf("-control %q: use disable or config", c.Control)
+	case c.Control != "fleet-disable" && c.Control != "disable" && c.Control != "config":
+		return fmt.Errorf("-control %q: use fleet-disable, disable or config", c.Control)
 	case c.StepDelay < 0 || c.IdleWindow < 0 || c.ControlTimeout <= 0 || c.Timeout <= 0:
 		return errors.New("durations must not be negative; timeouts must be positive")
 	}
@@ -88,7 +88,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.IntVar(&c.RegisterConcurrency, "register-concurrency", 64, "agents registering and connecting at once")
 	fs.IntVar(&c.Fleet, "fleet", 10000, "idle agents for the fleet test (0: skip it)")
 	fs.DurationVar(&c.IdleWindow, "idle-window", 22*time.Second, "how long the idle fleet is measured (a ping round is every 10 s)")
-	fs.StringVar(&c.Control, "control", "disable", "control command sent to every fleet agent: disable or config")
+	fs.StringVar(&c.Control, "control", "fleet-disable", "control command for the fleet: fleet-disable (one POST /api/v1/fleet/disable for all), or disable or config (one command per agent)")
 	fs.IntVar(&c.ControlConcurrency, "control-concurrency", 256, "control commands in flight at once")
 	fs.DurationVar(&c.ControlTimeout, "control-timeout", 90*time.Second, "how long to wait for the command to reach every agent")
 	fs.DurationVar(&c.Timeout, "timeout", 3*time.Minute, "bound on starting a fleet and on each workload")

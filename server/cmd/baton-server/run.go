@@ -159,7 +159,7 @@ func (m *Main) relay(ctx context.Context, wake *api.Wake) {
 		OnWake: wake.NotifyLocal, OnControl: m.control.Deliver,
 	})
 	wake.SetBroadcast(r.Wake)
-	m.control.SetBroadcast(r.Control)
+	m.control.SetBroadcast(r.ControlMany)
 	m.relayDone = make(chan struct{})
 	go func() {
 		defer close(m.relayDone)
