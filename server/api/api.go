@@ -77,6 +77,7 @@ type Server struct {
 	now      func() time.Time
 	tokens   tokenCache
 	maskers  maskers
+	names    stepNames
 	hookWake chan struct{}
 }
 
