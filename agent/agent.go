@@ -365,9 +365,18 @@ func (a *Agent) Run(ctx context.Context) error {
 				checking = false
 				if m.err != nil {
 					checkFailures++
-					a.Logger.Warn("server not reachable", slog.Any("err", m.err))
 					setState(EventLost)
 					delay := networkBackoff.Delay(min(checkFailures, 10))
+					if IsIncompatible(m.err) {
+						// The server was replaced by one that does not speak
+						// our protocol (its token call said so): wait slowly.
+						delay = refusedBackoff.Delay(checkFailures - 1)
+						a.Logger.Error("the server refuses this agent's protocol version; upgrade the agent (or the server, as the message says)",
+							slog.Int("agent_protocol", protocol.ProtocolVersion), slog.String("agent_version", a.Config.Version),
+							slog.Any("err", m.err), slog.Duration("retry_in", delay))
+					} else {
+						a.Logger.Warn("server not reachable", slog.Any("err", m.err))
+					}
 					time.AfterFunc(delay, func() { send(recheck{}) })
 					continue
 				}
