@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -160,6 +161,8 @@ type Agent struct {
 	OnState func(State)
 	// OnControl, if set, is told when the control channel goes up or down.
 	OnControl func(up bool)
+	// Metrics, if set, counts steps, reservations and reconnects.
+	Metrics *Metrics
 
 	remote    protocol.AgentConfig
 	serverKey ed25519.PublicKey // signs reservations; from the registration answer
@@ -318,6 +321,8 @@ func (a *Agent) Run(ctx context.Context) error {
 					// taking work meanwhile, so it is not stranded.
 					failures = 0
 					running++
+					a.Metrics.reserved()
+					a.Metrics.setRunning(running)
 					renewNow := make(chan struct{}, 1)
 					held[m.a.StepID] = renewNow
 					go a.runStep(stepCtx, m.a, leaseKeeping{length: a.remote.LeaseLength, renewNow: renewNow}, msgs)
@@ -326,14 +331,19 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			case stepDone:
 				running--
+				a.Metrics.setRunning(running)
 				delete(held, m.stepID)
 			case controlUp:
 				up = true
+				a.Logger.Info("control channel connected")
 				a.setControl(true)
 				watchdog.Reset(watchdogEvery)
 				check()
 			case controlDown:
 				up = false
+				if m.err != nil && ctx.Err() == nil {
+					a.Logger.Info("control channel down", slog.Any("err", m.err))
+				}
 				a.setControl(false)
 				check()
 			case controlEvent:
@@ -355,9 +365,18 @@ func (a *Agent) Run(ctx context.Context) error {
 				checking = false
 				if m.err != nil {
 					checkFailures++
-					a.Logger.Warn("server not reachable", slog.Any("err", m.err))
 					setState(EventLost)
 					delay := networkBackoff.Delay(min(checkFailures, 10))
+					if IsIncompatible(m.err) {
+						// The server was replaced by one that does not speak
+						// our protocol (its token call said so): wait slowly.
+						delay = refusedBackoff.Delay(checkFailures - 1)
+						a.Logger.Error("the server refuses this agent's protocol version; upgrade the agent (or the server, as the message says)",
+							slog.Int("agent_protocol", protocol.ProtocolVersion), slog.String("agent_version", a.Config.Version),
+							slog.Any("err", m.err), slog.Duration("retry_in", delay))
+					} else {
+						a.Logger.Warn("server not reachable", slog.Any("err", m.err))
+					}
 					time.AfterFunc(delay, func() { send(recheck{}) })
 					continue
 				}
@@ -450,7 +469,10 @@ func (a *Agent) setControl(up bool) {
 // control keeps the control channel open: it reconnects with backoff and
 // jitter after the stream ends, and when the Run loop asks (watchdog).
 func (a *Agent) control(ctx context.Context, send func(any) bool, restart <-chan struct{}) {
-	for attempt := 0; ctx.Err() == nil; attempt++ {
+	for attempt, first := 0, true; ctx.Err() == nil; attempt, first = attempt+1, false {
+		if !first {
+			a.Metrics.reconnected()
+		}
 		connCtx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {
@@ -485,7 +507,7 @@ func (a *Agent) control(ctx context.Context, send func(any) bool, restart <-chan
 func (a *Agent) register(ctx context.Context) error {
 	req := protocol.RegisterRequest{
 		Token: a.Config.Token, AgentID: a.Identity.ID, Name: a.Config.Name, Version: a.Config.Version, Labels: a.Config.Labels,
-		SigningKey: a.Identity.SigningPublic(), HPKEKey: a.Identity.HPKEPublic(),
+		SigningKey: a.Identity.SigningPublic(), HPKEKey: a.Identity.HPKEPublic(), Protocol: protocol.ProtocolVersion,
 	}
 	for attempt := 0; ; attempt++ {
 		resp, err := a.Client.Register(ctx, req)
@@ -495,10 +517,16 @@ func (a *Agent) register(ctx context.Context) error {
 			return nil
 		}
 		var delay time.Duration
-		if IsRefused(err) {
+		switch {
+		case IsIncompatible(err):
+			delay = refusedBackoff.Delay(attempt)
+			a.Logger.Error("the server refuses this agent's protocol version; upgrade the agent (or the server, as the message says)",
+				slog.Int("agent_protocol", protocol.ProtocolVersion), slog.String("agent_version", a.Config.Version),
+				slog.Any("err", err), slog.Duration("retry_in", delay))
+		case IsRefused(err):
 			delay = refusedBackoff.Delay(attempt)
 			a.Logger.Error("registration refused by the server; check the registration token", slog.Any("err", err), slog.Duration("retry_in", delay))
-		} else {
+		default:
 			delay = networkBackoff.Delay(attempt)
 			a.Logger.Warn("server not reachable; will retry registration", slog.Any("err", err), slog.Duration("retry_in", delay))
 		}
@@ -564,6 +592,13 @@ func (e *stoppedError) Error() string { return e.msg }
 // Refusal is an error the server answered deliberately (4xx): retrying the
 // same request soon will not help.
 type Refusal interface{ Refused() bool }
+
+// IsIncompatible reports whether the server refused the agent's protocol
+// version (426 Upgrade Required).
+func IsIncompatible(err error) bool {
+	var s interface{ HTTPStatus() int }
+	return errors.As(err, &s) && s.HTTPStatus() == http.StatusUpgradeRequired
+}
 
 // IsRefused reports whether err is a deliberate refusal by the server.
 func IsRefused(err error) bool {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/sha256"
 	"net/http"
 	"sync/atomic"
 )
@@ -10,11 +11,21 @@ import (
 //	/livez   200 while the process serves HTTP
 //	/readyz  200 while the agent is registered, taking work (state ready) and
 //	         its control channel is up
+//	/metrics the agent's Prometheus series, with a bearer token, once
+//	         ServeMetrics was called; 404 otherwise
 //
-// Both answer with the state in plain text.
+// The probes answer with the state in plain text, without authentication
+// (they say only the state).
 type Health struct {
 	state   atomic.Value // State
 	control atomic.Bool
+	metrics http.Handler
+}
+
+// ServeMetrics serves m at /metrics to callers that send
+// "Authorization: Bearer <token>". Call it before serving.
+func (h *Health) ServeMetrics(m *Metrics, token string) {
+	h.metrics = &metricsGate{next: m.Handler(), hash: sha256.Sum256([]byte(token))}
 }
 
 // NewHealth returns probes that report Registering until Set is called.
@@ -36,6 +47,14 @@ func (h *Health) State() State { return h.state.Load().(State) }
 
 // ServeHTTP answers the probes.
 func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/metrics" {
+		if h.metrics == nil {
+			http.Error(w, "metrics are off: start the agent with --metrics-token (or BATON_METRICS_TOKEN[_FILE])", http.StatusNotFound)
+			return
+		}
+		h.metrics.ServeHTTP(w, r)
+		return
+	}
 	state := h.State()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch r.URL.Path {

@@ -155,6 +155,7 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, keeping l
 
 	stopKeeper()
 	a.report(ctx, log, asg.StepID, res, max(reportTimeout, keeping.length))
+	a.Metrics.stepEnded(res, time.Since(started))
 	attrs := []any{slog.Duration("took", time.Since(started).Round(time.Millisecond))}
 	if res.ExitCode != nil {
 		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))

@@ -16,8 +16,17 @@ type QueueLine struct {
 	Agents int
 }
 
-// QueueStore reports the queue, for autoscalers and the why-waiting view.
+// StateCounts is how many runs, steps and agents are in each state (by
+// the state's name; states with none are absent).
+type StateCounts struct {
+	Runs, Steps, Agents map[string]int
+}
+
+// QueueStore reports the queue and the counts by state, for autoscalers,
+// dashboards (/metrics) and the why-waiting view.
 type QueueStore interface {
 	// Queue returns the ready steps grouped by the labels they need.
 	Queue(ctx context.Context) ([]QueueLine, error)
+	// CountStates counts runs, steps and agents by state.
+	CountStates(ctx context.Context) (StateCounts, error)
 }

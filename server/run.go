@@ -96,6 +96,9 @@ type Step struct {
 	Attempt          int
 	StartedAt        *time.Time
 	FinishedAt       *time.Time
+	// ReadyAt is when the step last became ready (past a retry delay: when
+	// the delay ended); zero when not known.
+	ReadyAt time.Time
 	// LeaseID fences the holder's calls while the step runs; the lease
 	// lapses at LeaseExpires unless the agent renews it.
 	LeaseID      string
@@ -175,6 +178,15 @@ type Expiry struct {
 	Lost, TimedOut int
 	// Ready is how many steps became Ready (retries and dependents).
 	Ready int
+	// Ended lists the steps it ended, for the log.
+	Ended []EndedStep
+}
+
+// EndedStep is a step the server ended on its own (lease or deadline).
+type EndedStep struct {
+	RunID, StepID, Step, AgentID string
+	Attempt                      int
+	Reason                       engine.Reason
 }
 
 // ErrRunExists is returned by CreateRun when the run's idempotency key

@@ -179,7 +179,8 @@ func (c *Client) accessToken(ctx context.Context, force bool) (string, error) {
 		return c.token, nil
 	}
 	ts := time.Now().UnixMilli()
-	req := protocol.TokenRequest{AgentID: c.agentID, Timestamp: ts, Signature: ed25519.Sign(c.key, protocol.TokenMessage(c.agentID, ts))}
+	req := protocol.TokenRequest{AgentID: c.agentID, Timestamp: ts, Signature: ed25519.Sign(c.key, protocol.TokenMessage(c.agentID, ts)),
+		Protocol: protocol.ProtocolVersion}
 	var resp protocol.TokenResponse
 	if err := c.do(ctx, http.MethodPost, protocol.PathToken, "", jsonBody(req), "application/json", &resp); err != nil {
 		return "", fmt.Errorf("access token: %w", err)

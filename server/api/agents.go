@@ -31,6 +31,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.agentProtocolOK(w, r, req.AgentID, req.Protocol) {
+		return
+	}
 	hash := sha256.Sum256([]byte(req.Token))
 	agent := &server.Agent{ID: req.AgentID, Name: req.Name, Version: req.Version, Labels: req.Labels,
 		SigningKey: req.SigningKey, HPKEKey: req.HPKEKey}
@@ -40,7 +43,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.Logger.InfoContext(r.Context(), "agent registered", slog.String("agent_id", agent.ID), slog.String("agent_name", agent.Name))
+	s.Logger.InfoContext(r.Context(), "agent registered", slog.String("agent_id", agent.ID), slog.String("agent_name", agent.Name),
+		slog.String("agent_version", agent.Version), slog.Int("agent_protocol", protocol.AgentProtocol(req.Protocol)))
 	s.Control.Notify(agent.ID, control.EventState) // an agent restarting under the same id
 	writeJSON(w, http.StatusOK, protocol.RegisterResponse{AgentID: agent.ID, Config: s.configFor(agent),
 		ServerKey: s.SigningKey.Public().(ed25519.PublicKey)})
@@ -77,6 +81,9 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 	var req protocol.TokenRequest
 	if err := decodeJSON(r, 4<<10, &req); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if !s.agentProtocolOK(w, r, req.AgentID, req.Protocol) {
 		return
 	}
 	denied := server.Errorf(server.EUNAUTHORIZED, "agent signature is not valid")
@@ -255,7 +262,12 @@ func (s *Server) configFor(a *server.Agent) protocol.AgentConfig {
 
 // events is the agent's control channel (server-sent events).
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	s.Control.Serve(w, r, agentFrom(r.Context()).ID)
+	id := agentFrom(r.Context()).ID
+	start := time.Now()
+	s.Logger.InfoContext(r.Context(), "control channel connected", slog.String("agent_id", id))
+	s.Control.Serve(w, r, id)
+	s.Logger.InfoContext(r.Context(), "control channel closed", slog.String("agent_id", id),
+		slog.Duration("after", time.Since(start).Round(time.Millisecond)))
 }
 
 // agentState tells the agent what is wanted of it, and its config. It is

@@ -15,6 +15,7 @@ import (
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/server/control"
+	"github.com/baton-ci/baton/server/metrics"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/shared/protocol"
 )
@@ -70,11 +71,18 @@ type Server struct {
 	// finished (0: DefaultArtifactRetention).
 	ArtifactRetention time.Duration
 	artifactLocks     keyLocks
+	// Metrics serves /metrics and counts what the handlers do; nil: Router
+	// makes one from the stores and the hub.
+	Metrics *metrics.Metrics
+
+	// minAgentProtocol overrides protocol.MinAgentProtocol (tests).
+	minAgentProtocol int
 
 	now      func() time.Time
 	tokens   tokenCache
 	maskers  maskers
 	logins   loginLimiter
+	names    stepNames
 	hookWake chan struct{}
 }
 
@@ -91,7 +99,10 @@ func (s *Server) Router() http.Handler {
 
 	r.Get("/livez", s.live)
 	r.Get("/readyz", s.ready)
-	r.With(s.requireAdmin).Get("/metrics", s.metrics)
+	if s.Metrics == nil {
+		s.Metrics = metrics.New(metrics.Config{Store: s.Queue, Hub: s.Control, Logger: s.Logger})
+	}
+	r.With(s.requireAdmin).Get("/metrics", s.Metrics.ServeHTTP)
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {

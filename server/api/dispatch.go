@@ -96,6 +96,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		}
 		if step != nil {
 			held = -1 // the wake was used
+			s.Metrics.ObserveDispatch(step.ReadyAt, time.Now())
 			secrets, err := s.openSecrets(r, run.Project, step.Environment, step.Secrets)
 			var srcCred, ciCred *protocol.GitCredentials
 			var credMask map[string]string
@@ -114,6 +115,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			s.maskers.put(step.ID, step.Attempt, secrets, credMask)
+			s.names.put(step.ID, step.Attempt, step.RunID, step.Name)
 			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
 				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
 			asg := protocol.Assignment{
@@ -227,6 +229,8 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	}
 	agent := agentFrom(r.Context())
 	stepID := chi.URLParam(r, "id")
+	// For the log line: which run and step (a stale lease finds none).
+	held := s.stepNameOf(r.Context(), server.Lease{StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ID: res.LeaseID})
 	ready, err := s.Dispatch.CompleteStep(r.Context(), server.StepResult{
 		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, LeaseID: res.LeaseID, ExitCode: res.ExitCode,
 		Reason: res.Reason, Error: res.Error, Outputs: res.Outputs,
@@ -238,6 +242,9 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	s.maskers.drop(stepID, res.Attempt)
 	s.Wake.NotifyN(ready)
 	attrs := []any{slog.String("step_id", stepID), slog.String("agent_id", agent.ID), slog.Int("attempt", res.Attempt)}
+	if held.runID != "" {
+		attrs = append(attrs, slog.String("run_id", held.runID), slog.String("step", held.name))
+	}
 	if res.ExitCode != nil {
 		attrs = append(attrs, slog.Int("exit_code", *res.ExitCode))
 	}

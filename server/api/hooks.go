@@ -17,6 +17,7 @@ import (
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/server/webhook"
 	"github.com/baton-ci/baton/shared/protocol"
+	"github.com/baton-ci/baton/shared/series"
 )
 
 // webhookSecretName is where a project's webhook secret is kept among its
@@ -82,14 +83,18 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, server.Errorf(server.ENOTFOUND, "%v", webhook.ErrProvider))
 		return
 	}
+	outcome := series.WebhookError
+	defer func() { s.Metrics.Webhook(provider, outcome) }()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhook.MaxBody))
 	if err != nil {
+		outcome = series.WebhookTooLarge
 		writeJSON(w, http.StatusRequestEntityTooLarge, protocol.Error{Error: fmt.Sprintf("delivery body over %d bytes", webhook.MaxBody)})
 		return
 	}
 	denied := server.Errorf(server.EUNAUTHORIZED, "the delivery's signature does not match the project's webhook secret")
 	sealed, err := s.Secrets.SealedSecrets(r.Context(), project, []string{webhookSecretName})
 	if err != nil || sealed[webhookSecretName] == nil {
+		outcome = series.WebhookUnauthorized
 		s.writeError(w, r, denied) // no such project, or no secret: nothing can verify
 		return
 	}
@@ -102,9 +107,11 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, webhook.ErrUnauthorized):
 		s.Logger.WarnContext(r.Context(), "webhook refused", slog.String("project", project), slog.String("provider", provider))
+		outcome = series.WebhookUnauthorized
 		s.writeError(w, r, denied)
 		return
 	case err != nil:
+		outcome = series.WebhookInvalid
 		s.writeError(w, r, server.Errorf(server.EINVALID, "%v", err))
 		return
 	}
@@ -124,12 +131,15 @@ func (s *Server) receiveHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !created {
+		outcome = series.WebhookDuplicate
 		writeJSON(w, http.StatusOK, hookAnswer{Delivery: existing.DeliveryID, State: existing.State, RunID: existing.RunID, Ignored: ignoredWhy(existing)})
 		return
 	}
 	s.Logger.InfoContext(r.Context(), "webhook received", slog.String("project", project), slog.String("provider", provider),
 		slog.String("delivery", d.ID), slog.String("state", rec.State))
+	outcome = series.WebhookIgnored
 	if rec.State == server.HookQueued {
+		outcome = series.WebhookQueued
 		s.pokeHooks()
 	}
 	writeJSON(w, http.StatusAccepted, hookAnswer{Delivery: d.ID, State: rec.State, Ignored: ignoredWhy(rec)})

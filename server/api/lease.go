@@ -54,6 +54,11 @@ func (s *Server) ExpireLeases(ctx context.Context) {
 			}
 			continue
 		}
+		for _, e := range exp.Ended {
+			s.Logger.WarnContext(ctx, "step ended by the server: lease expired", slog.String("run_id", e.RunID),
+				slog.String("step_id", e.StepID), slog.String("step", e.Step), slog.String("agent_id", e.AgentID),
+				slog.Int("attempt", e.Attempt), slog.String("reason", string(e.Reason)))
+		}
 		if exp.Lost+exp.TimedOut > 0 {
 			s.Logger.WarnContext(ctx, "steps ended by the server", slog.Int("agent_lost", exp.Lost),
 				slog.Int("timed_out", exp.TimedOut), slog.Int("ready", exp.Ready))

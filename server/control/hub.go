@@ -75,6 +75,24 @@ func (h *Hub) Connected(agentID string) bool {
 	return h.connected[agentID] > 0
 }
 
+// Streams is how many control streams are open on this replica.
+func (h *Hub) Streams() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.connected {
+		n += c
+	}
+	return n
+}
+
+// ConnectedAgents is how many agents have an open control stream here.
+func (h *Hub) ConnectedAgents() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.connected)
+}
+
 // Serve streams the agent's control events until it hangs up.
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, agentID string) {
 	q := r.URL.Query()

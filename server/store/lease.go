@@ -93,6 +93,8 @@ func (s *DB) ExpireSteps(ctx context.Context) (server.Expiry, error) {
 		default:
 			out.Lost++
 		}
+		out.Ended = append(out.Ended, server.EndedStep{RunID: r.RunID, StepID: r.ID, Step: r.Name, AgentID: r.AgentID,
+			Attempt: r.Attempt, Reason: res.Reason})
 		out.Ready += ready
 	}
 	return out, nil

@@ -63,8 +63,13 @@ func TestExpiredLeaseRetriesOrFailsAgentLost(t *testing.T) {
 		}
 		time.Sleep(time.Until(held[1].LeaseExpires) + 20*time.Millisecond)
 		exp, err := s.ExpireSteps(t.Context())
-		if err != nil || exp != (server.Expiry{Lost: 2, Ready: 1}) {
-			t.Fatalf("ExpireSteps = %+v, %v; want 2 lost, 1 ready (a's retry)", exp, err)
+		if err != nil || exp.Lost != 2 || exp.TimedOut != 0 || exp.Ready != 1 || len(exp.Ended) != 2 {
+			t.Fatalf("ExpireSteps = %+v, %v; want 2 lost (listed), 1 ready (a's retry)", exp, err)
+		}
+		for _, e := range exp.Ended {
+			if e.RunID != run.ID || e.Step == "" || e.AgentID == "" || e.Reason != engine.ReasonAgentLost {
+				t.Errorf("ended step %+v: want its run, name, agent and agent_lost", e)
+			}
 		}
 		got := checkStates(t, s, run.ID, engine.RunRunning, map[string]engine.StepState{"a": engine.StepReady, "b": engine.StepFailed})
 		b := stepNamed(t, got, "b")

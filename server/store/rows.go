@@ -86,6 +86,7 @@ type stepRow struct {
 	AgentID     string
 	Attempt     int
 	NotBefore   int64
+	ReadyAt     int64 // Unix ms; 0: never ready, or not recorded
 	StartedAt   *time.Time
 	FinishedAt  *time.Time
 	// LeaseID fences the holder's calls; LeaseExpires and Deadline are Unix ms.
@@ -184,6 +185,9 @@ func (r *stepRow) domain() (*server.Step, error) {
 	}
 	if r.LeaseExpires > 0 {
 		s.LeaseExpires = time.UnixMilli(r.LeaseExpires).UTC()
+	}
+	if r.ReadyAt > 0 {
+		s.ReadyAt = time.UnixMilli(r.ReadyAt).UTC()
 	}
 	for _, f := range []struct {
 		text string

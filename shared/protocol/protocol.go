@@ -296,6 +296,9 @@ type RegisterRequest struct {
 	Labels     []string `json:"labels,omitempty"` // NAME or NAME=VALUE; steps' runs_on match them
 	SigningKey []byte   `json:"signing_key"`      // Ed25519 public key
 	HPKEKey    []byte   `json:"hpke_key"`         // X25519 public key for sealed payloads
+	// Protocol is the agent API version the agent speaks (ProtocolVersion);
+	// absent (0) is version 1, from agents built before it was sent.
+	Protocol int `json:"protocol,omitempty"`
 }
 
 // RegisterResponse carries the agent's configuration from the server.
@@ -377,6 +380,8 @@ type TokenRequest struct {
 	AgentID   string `json:"agent_id"`
 	Timestamp int64  `json:"timestamp"` // Unix milliseconds
 	Signature []byte `json:"signature"`
+	// Protocol is as in RegisterRequest.
+	Protocol int `json:"protocol,omitempty"`
 }
 
 // TokenMessage is the byte string an agent signs in a TokenRequest.

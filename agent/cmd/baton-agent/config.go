@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -49,8 +50,13 @@ type Config struct {
 	ReserveWait time.Duration
 	LogLimit    int64
 	HooksDir    string
-	// HealthAddr serves /livez and /readyz when set.
+	// HealthAddr serves /livez and /readyz when set, and /metrics when
+	// MetricsToken is set too.
 	HealthAddr string
+	// MetricsToken is the bearer token /metrics asks for; empty: no /metrics.
+	MetricsToken string
+	// LogFormat is text or json; LogLevel debug, info, warn or error.
+	LogFormat, LogLevel string
 }
 
 // Validate reports the first problem with the configuration.
@@ -68,6 +74,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--work-dir is required")
 	case c.ReserveWait <= 0 || c.ReserveWait > protocol.MaxReserveWait:
 		return fmt.Errorf("--reserve-wait must be in (0, %s]", protocol.MaxReserveWait)
+	case c.MetricsToken != "" && len(c.MetricsToken) < 16:
+		return fmt.Errorf("--metrics-token must be at least 16 characters")
+	case c.MetricsToken != "" && c.HealthAddr == "":
+		return fmt.Errorf("--metrics-token needs --health-addr: /metrics is served there")
+	}
+	if _, err := newLogger(io.Discard, c.LogFormat, c.LogLevel); err != nil {
+		return err
 	}
 	if c.Executor != "docker" && c.Executor != "shell" {
 		return fmt.Errorf("--executor must be docker or shell, not %q", c.Executor)
@@ -95,10 +108,14 @@ func (c Config) String() string {
 	if c.Token != "" {
 		token = "<redacted>"
 	}
+	metrics := "off"
+	if c.MetricsToken != "" {
+		metrics = "on (token <redacted>)"
+	}
 	return fmt.Sprintf("server=%s token=%s state-dir=%s name=%s labels=%s default-image=%s network=%s allow-host-network=%t "+
-		"read-only-root=%t user=%s cap-add=%s work-dir=%s memory=%d nano-cpus=%d pids-limit=%d executor=%s allow-local-sources=%t h2c=%t",
+		"read-only-root=%t user=%s cap-add=%s work-dir=%s memory=%d nano-cpus=%d pids-limit=%d executor=%s allow-local-sources=%t h2c=%t health-addr=%s metrics=%s log-format=%s log-level=%s",
 		c.Server, token, c.StateDir, c.Name, strings.Join(c.Labels, ","), c.DefaultImage, c.Network, c.AllowHostNetwork,
-		c.ReadOnlyRoot, c.User, strings.Join(c.CapAdd, ","), c.WorkDir, c.Memory, c.NanoCPUs, c.PidsLimit, c.Executor, c.AllowLocalSources, c.H2C)
+		c.ReadOnlyRoot, c.User, strings.Join(c.CapAdd, ","), c.WorkDir, c.Memory, c.NanoCPUs, c.PidsLimit, c.Executor, c.AllowLocalSources, c.H2C, c.HealthAddr, metrics, c.LogFormat, c.LogLevel)
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -142,7 +159,10 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Int64Var(&cfg.Memory, "memory", 2<<30, "memory limit per step container, bytes (no swap)")
 	fs.Int64Var(&cfg.NanoCPUs, "nano-cpus", 2e9, "CPU limit per step container, in billionths of a CPU")
 	fs.Int64Var(&cfg.PidsLimit, "pids-limit", 1024, "process limit per step container")
-	fs.StringVar(&cfg.HealthAddr, "health-addr", env("BATON_HEALTH_ADDR", ""), "address for the /livez and /readyz probes, e.g. :8081 (BATON_HEALTH_ADDR); empty: none")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", env("BATON_HEALTH_ADDR", ""), "address for the /livez and /readyz probes (and /metrics with --metrics-token), e.g. 127.0.0.1:8081 (BATON_HEALTH_ADDR); empty: none")
+	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "serve Prometheus /metrics on --health-addr to callers with this bearer token, 16+ characters (BATON_METRICS_TOKEN, BATON_METRICS_TOKEN_FILE); empty: no /metrics")
+	fs.StringVar(&cfg.LogFormat, "log-format", env("BATON_LOG_FORMAT", "text"), "log format: text (key=value) or json (one object per line) (BATON_LOG_FORMAT)")
+	fs.StringVar(&cfg.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn or error (BATON_LOG_LEVEL)")
 	fs.StringVar(&cfg.HooksDir, "hooks-dir", env("BATON_HOOKS_DIR", ""), "directory of lifecycle hooks: executables named pre-step, post-step, on-error, cleanup (BATON_HOOKS_DIR)")
 	fs.Int64Var(&cfg.LogLimit, "log-limit", agent.DefaultLogLimit, "bytes of each step's output kept: the head streams, past the limit only the last 1 MiB is kept")
 	fs.DurationVar(&cfg.ReserveWait, "reserve-wait", protocol.MaxReserveWait, "how long one reserve long-poll waits")
@@ -174,6 +194,16 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("BATON_REGISTRATION_TOKEN_FILE: %w", err)
 		}
 		cfg.Token = strings.TrimSpace(string(b))
+	}
+	if cfg.MetricsToken == "" {
+		cfg.MetricsToken = getenv("BATON_METRICS_TOKEN")
+	}
+	if f := getenv("BATON_METRICS_TOKEN_FILE"); f != "" && cfg.MetricsToken == "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, fmt.Errorf("BATON_METRICS_TOKEN_FILE: %w", err)
+		}
+		cfg.MetricsToken = strings.TrimSpace(string(b))
 	}
 	return cfg, cfg.Validate()
 }

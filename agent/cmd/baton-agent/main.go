@@ -29,6 +29,7 @@ import (
 	"github.com/baton-ci/baton/agent/rpc"
 	"github.com/baton-ci/baton/agent/shell"
 	"github.com/baton-ci/baton/agent/source"
+	"github.com/baton-ci/baton/shared/protocol"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -63,7 +64,7 @@ func main() {
 	case cacher.Name:
 		os.Exit(cacher.Main(ctx, os.Args[2:], os.Getenv, os.Stdin, os.Stderr))
 	default:
-		err = run(ctx, os.Args[1:], logger)
+		err = run(ctx, os.Args[1:], &logger)
 	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -81,7 +82,8 @@ func main() {
 
 type usageError struct{ error }
 
-func run(ctx context.Context, args []string, logger *slog.Logger) error {
+// run is the agent; it replaces *log with the logger the flags ask for.
+func run(ctx context.Context, args []string, log **slog.Logger) error {
 	cfg, err := parseConfig(args, os.Getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,12 +91,18 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		}
 		return usageError{err}
 	}
+	logger, err := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return usageError{err}
+	}
+	*log = logger
 	id, err := agent.LoadOrCreateIdentity(cfg.StateDir)
 	if err != nil {
 		return err
 	}
 	logger = logger.With(slog.String("agent_id", id.ID))
-	logger.Info("baton-agent starting", slog.String("version", version), slog.String("config", cfg.String()))
+	logger.Info("baton-agent starting", slog.String("version", version), slog.Int("protocol", protocol.ProtocolVersion),
+		slog.String("config", cfg.String()))
 	client, err := rpc.New(cfg.Server, id.ID, id.Signing)
 	if err != nil {
 		return usageError{err}
@@ -125,6 +133,10 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	}
 	defer closeExec()
 	health := agent.NewHealth()
+	metrics := agent.NewMetrics(version)
+	if cfg.MetricsToken != "" {
+		health.ServeMetrics(metrics, cfg.MetricsToken)
+	}
 	if cfg.HealthAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HealthAddr)
 		if err != nil {
@@ -133,7 +145,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		probes := &http.Server{Handler: health, ReadHeaderTimeout: 5 * time.Second}
 		go probes.Serve(ln)
 		defer probes.Close()
-		logger.Info("probes listening", slog.String("addr", ln.Addr().String()))
+		logger.Info("probes listening", slog.String("addr", ln.Addr().String()), slog.Bool("metrics", cfg.MetricsToken != ""))
 	}
 	a := &agent.Agent{
 		Config: agent.Config{Name: cfg.Name, Version: version, Labels: cfg.Labels, Token: cfg.Token,
@@ -141,6 +153,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 			SourcesDir: filepath.Join(cfg.WorkDir, id.ID+"-sources"), Sources: source.Options{AllowLocal: cfg.AllowLocalSources},
 			WorkDir: cacherDir, CacherBinary: cacherBinary},
 		Identity: id, Client: client, Executor: exec, Logger: logger, OnState: health.Set, OnControl: health.SetControl,
+		Metrics: metrics,
 	}
 	err = a.Run(ctx)
 	if errors.Is(err, agent.ErrDeleted) {

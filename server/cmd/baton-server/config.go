@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,8 @@ type Config struct {
 	// is how long a run's artifacts are kept after it finished.
 	ArtifactMaxBytes  int64
 	ArtifactRetention time.Duration
+	// LogFormat is text or json; LogLevel debug, info, warn or error.
+	LogFormat, LogLevel string
 }
 
 // Validate reports the first problem with the configuration.
@@ -62,6 +65,9 @@ func (c *Config) Validate() error {
 	case c.ArtifactRetention < time.Second:
 		return fmt.Errorf("--artifact-retention must be at least 1s, not %s", c.ArtifactRetention)
 	}
+	if _, err := newLogger(io.Discard, c.LogFormat, c.LogLevel); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -75,8 +81,8 @@ func (c Config) String() string {
 	if c.DB != "" {
 		db = store.RedactDSN(c.DB)
 	}
-	return fmt.Sprintf("addr=%s data-dir=%s db=%s admin-token=%s agent-pool-size=%d agent-eviction=%s lease-length=%s max-running=%d artifact-max-bytes=%d artifact-retention=%s",
-		c.Addr, c.DataDir, db, token, c.AgentPoolSize, c.AgentEviction, c.LeaseLength, c.MaxRunning, c.ArtifactMaxBytes, c.ArtifactRetention)
+	return fmt.Sprintf("addr=%s data-dir=%s db=%s admin-token=%s agent-pool-size=%d agent-eviction=%s lease-length=%s max-running=%d artifact-max-bytes=%d artifact-retention=%s log-format=%s log-level=%s",
+		c.Addr, c.DataDir, db, token, c.AgentPoolSize, c.AgentEviction, c.LeaseLength, c.MaxRunning, c.ArtifactMaxBytes, c.ArtifactRetention, c.LogFormat, c.LogLevel)
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -98,6 +104,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&cfg.LeaseLength, "lease-length", protocol.DefaultLeaseLength, "how long a running step stays its agent's without a renewal; past it the step is retried or fails agent_lost")
 	fs.Int64Var(&cfg.ArtifactMaxBytes, "artifact-max-bytes", api.DefaultArtifactMaxBytes, "largest artifact a step may store with cacher put, in bytes; larger ones are refused with 413")
 	fs.DurationVar(&cfg.ArtifactRetention, "artifact-retention", api.DefaultArtifactRetention, "how long a run's artifacts are kept after the run finished")
+	fs.StringVar(&cfg.LogFormat, "log-format", env("BATON_LOG_FORMAT", "text"), "log format: text (key=value) or json (one object per line) (BATON_LOG_FORMAT)")
+	fs.StringVar(&cfg.LogLevel, "log-level", env("BATON_LOG_LEVEL", "info"), "log level: debug, info, warn or error (BATON_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

@@ -1,5 +1,8 @@
 // Command baton-server runs the Baton server: the API, the scheduler's
 // dispatch endpoints, the embedded UI and the database.
+//
+//	baton-server [flags]
+//	baton-server rotate-secrets-key [flags]   (every replica stopped)
 package main
 
 import (
@@ -11,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/baton-ci/baton/shared/protocol"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -23,7 +28,6 @@ func main() {
 	defer stop()
 	// After the first signal starts a graceful stop, a second one kills.
 	go func() { <-ctx.Done(); stop() }()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if len(os.Args) > 1 && os.Args[1] == "user" {
 		if err := userCommand(ctx, os.Args[2:], os.Getenv, os.Stdin, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "baton-server user:", err)
@@ -31,7 +35,11 @@ func main() {
 		}
 		return
 	}
-	cfg, err := parseConfig(os.Args[1:], os.Getenv)
+	args, rotate := os.Args[1:], false
+	if len(args) > 0 && args[0] == "rotate-secrets-key" {
+		args, rotate = args[1:], true
+	}
+	cfg, err := parseConfig(args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
@@ -39,8 +47,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "baton-server:", err)
 		os.Exit(2)
 	}
-	logger.Info("baton-server starting", slog.String("version", version))
-	m := &Main{Config: cfg, Logger: logger, Out: os.Stdout}
+	if rotate {
+		if err := rotateSecretsKey(ctx, cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "baton-server rotate-secrets-key:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	logger, _ := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel) // checked by Validate
+	logger.Info("baton-server starting", slog.String("version", version), slog.Int("protocol", protocol.ProtocolVersion))
+	m := &Main{Config: cfg, Logger: logger, Out: os.Stdout, Version: version}
 	if err := m.Run(ctx); err != nil {
 		logger.Error("server failed", slog.Any("err", err))
 		os.Exit(1)

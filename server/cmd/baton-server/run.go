@@ -22,6 +22,7 @@ import (
 	"github.com/baton-ci/baton/server/artifacts"
 	"github.com/baton-ci/baton/server/control"
 	"github.com/baton-ci/baton/server/gitcache"
+	"github.com/baton-ci/baton/server/metrics"
 	"github.com/baton-ci/baton/server/pgnotify"
 	"github.com/baton-ci/baton/server/secretbox"
 	"github.com/baton-ci/baton/server/store"
@@ -35,6 +36,8 @@ type Main struct {
 	Logger *slog.Logger
 	// Out receives the one-time admin token notice.
 	Out io.Writer
+	// Version is the build's version (for /metrics).
+	Version string
 
 	db       *store.DB
 	listener net.Listener
@@ -124,6 +127,7 @@ func (m *Main) open(ctx context.Context) error {
 		Artifacts: m.db, ArtifactFiles: files, ArtifactMaxBytes: m.Config.ArtifactMaxBytes,
 		ArtifactRetention: m.Config.ArtifactRetention,
 	}
+	srv.Metrics = metrics.New(metrics.Config{Store: m.db, Hub: m.control, Version: m.Version, Logger: m.Logger})
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
