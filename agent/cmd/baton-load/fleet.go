@@ -20,11 +20,11 @@ import (
 func benchFleet(ctx context.Context, cfg Config, logger *slog.Logger, w io.Writer) (err error) {
 	n := cfg.Fleet
 	dir := filepath.Join(cfg.WorkDir, "fleet")
-	srv, err := startServer(ctx, cfg.Server, dir)
+	srv, stop, err := startServerOn(ctx, cfg, dir)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, srv.Stop()) }()
+	defer func() { err = errors.Join(err, stop()) }()
 	limit, err := openFileLimit(srv.Pid())
 	if err != nil {
 		return err
