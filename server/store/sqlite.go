@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/gorm"
@@ -47,7 +50,50 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.stop, err = checkpointInBackground(path, time.Second); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// checkpointInBackground copies the WAL back into the database file every
+// interval from a connection of its own (PASSIVE: it never blocks the
+// writer or the readers). The writer's connections do not checkpoint
+// (wal_autocheckpoint 0): there it ran inside whichever transaction
+// crossed 1,000 WAL pages, fsync included, with every other write
+// waiting. It returns the function that stops it and runs a last one.
+func checkpointInBackground(path string, interval time.Duration) (func(), error) {
+	db, err := sql.Open("sqlite3", sqliteDSN(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s for checkpoints: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			// An error (the database closing under it) is retried next time.
+			db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-stopped
+			db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			db.Close()
+		})
+	}, nil
 }
 
 // sqliteReaders is how many read-only connections serve reads beside the
@@ -82,6 +128,7 @@ func sqliteDSN(path string, readOnly bool) string {
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
+		q.Add("_pragma", "wal_autocheckpoint(0)") // checkpointInBackground
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()

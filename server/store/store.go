@@ -57,6 +57,8 @@ type DB struct {
 	MaxRunning int
 	// notifies caches which runs' projects want notifications.
 	notifies notifyCache
+	// stop ends what runs beside the connections (SQLite checkpoints).
+	stop func()
 }
 
 var (
@@ -161,6 +163,9 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Close closes the underlying connections.
 func (s *DB) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
 	if s.r != s.db {
 		if r, err := s.r.DB(); err == nil {
 			r.Close()
