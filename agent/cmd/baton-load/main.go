@@ -89,7 +89,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.DurationVar(&c.StepDelay, "step-delay", 0, "how long each no-op step takes")
 	fs.IntVar(&c.RegisterConcurrency, "register-concurrency", 64, "agents registering and connecting at once")
 	fs.IntVar(&c.Fleet, "fleet", 10000, "idle agents for the fleet test (0: skip it)")
-	fs.StringVar(&c.DB, "db", "", "run the server on PostgreSQL: a postgres:// DSN (each server gets a schema of its own, dropped after); empty: SQLite")
+	fs.StringVar(&c.DB, "db", "", "run the server on PostgreSQL: a postgres:// DSN of an empty database or schema (search_path=...); empty: SQLite")
 	fs.BoolVar(&c.H2C, "h2c", false, "agents speak HTTP/2 without TLS (baton-agent --h2c, experimental): one connection each")
 	fs.DurationVar(&c.IdleWindow, "idle-window", 22*time.Second, "how long the idle fleet is measured (a ping round is every 10 s)")
 	fs.StringVar(&c.Control, "control", "fleet-disable", "control command for the fleet: fleet-disable (one POST /api/v1/fleet/disable for all), or disable or config (one command per agent)")
