@@ -218,7 +218,10 @@ func (b *lockedBuffer) String() string {
 // container is removed.
 func TestExecuteCancelStopsAndRemovesContainer(t *testing.T) {
 	t.Parallel()
-	e := newExecutor(t, Options{StopGrace: time.Second})
+	// A grace that a loaded machine (CI runs every package at once) cannot
+	// overrun before the trap prints: with 1 s the output once ended at
+	// "started". A trap that ran ends the step at once anyway.
+	e := newExecutor(t, Options{StopGrace: 5 * time.Second})
 	s := spec("trap 'echo got TERM; exit 143' TERM; echo started; sleep 30 & wait", nil)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
