@@ -61,6 +61,18 @@ func (d *dialect) reserveInProject() string {
 // makes reservations take turns on an advisory lock, and a reservation
 // locks its project's row before it counts the project's running steps.
 func (s *DB) ReserveStep(ctx context.Context, agentID string, lease time.Duration) (*server.Step, *server.Run, error) {
+	// Most polls of an idle fleet find nothing: ask a reader first, so
+	// they take no turn on the one writer (10,000 idle agents rescan about
+	// 2,000 times a second). A step made Ready after this read wakes the
+	// caller, which registered its waiter before calling.
+	var due []int
+	if err := s.r.WithContext(ctx).Raw(`SELECT 1 FROM steps WHERE state = ? AND not_before <= ? LIMIT 1`,
+		engine.StepReady, s.now().UnixMilli()).Scan(&due).Error; err != nil {
+		return nil, nil, fmt.Errorf("any ready step: %w", err)
+	}
+	if len(due) == 0 {
+		return nil, nil, nil
+	}
 	var step *server.Step
 	var run *server.Run
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
