@@ -14,3 +14,18 @@ func SetMaxOpenConns(s *DB, n int) {
 		sqlDB.SetMaxOpenConns(n)
 	}
 }
+
+// CachedStatements reports how many statements the SQLite writer's and
+// readers' caches hold prepared.
+func CachedStatements(s *DB) (writer, readers int) {
+	count := func(c any) int {
+		sc, ok := c.(*stmtCache)
+		if !ok {
+			return -1
+		}
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return len(sc.stmts)
+	}
+	return count(s.db.ConnPool), count(s.r.ConnPool)
+}

@@ -20,10 +20,11 @@ import (
 // statement through Tx.StmtContext, which reuses the driver statement
 // already prepared on the transaction's connection.
 //
-// A text first seen inside a transaction runs unprepared and is prepared
-// when the transaction has ended (the one SQLite connection is busy until
-// then). Texts beyond maxCachedStmts are never prepared: gorm writes a
-// placeholder per element of an IN list, so some texts vary without end.
+// A text first seen outside a transaction is prepared then and there. One
+// first seen inside a transaction runs unprepared and is prepared when the
+// transaction has ended (the writer's one connection is busy until then).
+// Texts beyond maxCachedStmts are never prepared: gorm writes a placeholder
+// per element of an IN list, so some texts vary without end.
 type stmtCache struct {
 	db *sql.DB
 
@@ -106,23 +107,35 @@ func (c *stmtCache) PrepareContext(ctx context.Context, query string) (*sql.Stmt
 	return c.db.PrepareContext(ctx, query)
 }
 
-func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// prepared returns the statement for query, preparing it now if it is
+// new and there is room; nil runs the query unprepared. Only for calls
+// outside a transaction, which hold no connection while preparing.
+func (c *stmtCache) prepared(ctx context.Context, query string) *sql.Stmt {
 	if st := c.get(query); st != nil {
+		return st
+	}
+	c.prepareWanted(ctx) // query, which get noted, and what transactions left
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stmts[query]
+}
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := c.prepared(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	defer c.prepareWanted(ctx)
 	return c.db.ExecContext(ctx, query, args...)
 }
 
 func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := c.get(query); st != nil {
+	if st := c.prepared(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return c.db.QueryContext(ctx, query, args...) // prepared after the next transaction or Exec
+	return c.db.QueryContext(ctx, query, args...)
 }
 
 func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := c.get(query); st != nil {
+	if st := c.prepared(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return c.db.QueryRowContext(ctx, query, args...)
