@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"github.com/baton-ci/baton/shared/gitauth/gitauthtest"
 	"io"
 	"os"
 	"os/exec"
@@ -28,16 +29,7 @@ func gitRepo(t *testing.T) (string, []string) {
 		t.Skip("SKIPPING: git is not installed")
 	}
 	dir := t.TempDir()
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	git := func(args ...string) string { return gitauthtest.Git(t, dir, args...) }
 	git("init", "-q", "-b", "main")
 	os.WriteFile(filepath.Join(dir, "app.txt"), []byte("version 1\n"), 0o644)
 	git("add", ".")

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/baton-ci/baton/shared/gitauth/gitauthtest"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,15 +31,9 @@ func gitRepo(t *testing.T, runbook string) (string, string) {
 	os.WriteFile(filepath.Join(dir, "runbook.yml"), []byte(runbook), 0o644)
 	os.WriteFile(filepath.Join(dir, "lib.yml"), []byte("steps:\n  - name: lint\n    command: echo lint\n"), 0o644)
 	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "one"}} {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		gitauthtest.Git(t, dir, args...)
 	}
-	out, _ := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
-	return dir, strings.TrimSpace(string(out))
+	return dir, gitauthtest.Git(t, dir, "rev-parse", "HEAD")
 }
 
 func (ts *testServer) hook(t *testing.T, project, secret, id, event string, body []byte) *response {

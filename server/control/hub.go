@@ -114,15 +114,7 @@ func (h *Hub) SetBroadcast(f func(agentIDs []string, kind string)) {
 // Notify sends a hint to an agent, here if it is connected and through the
 // other replicas; a missed hint is harmless, the agent asks for its state
 // whenever it connects.
-func (h *Hub) Notify(agentID, kind string) {
-	h.mu.Lock()
-	broadcast := h.broadcast
-	h.mu.Unlock()
-	if broadcast != nil {
-		broadcast([]string{agentID}, kind)
-	}
-	h.Deliver(agentID, kind)
-}
+func (h *Hub) Notify(agentID, kind string) { h.NotifyMany([]string{agentID}, kind) }
 
 // NotifyMany sends one hint to many agents (a fleet command): here to
 // those connected, and to the others through the other replicas in as few

@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"github.com/baton-ci/baton/shared/gitauth/gitauthtest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,16 +15,7 @@ import (
 func makeRepo(t *testing.T) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	git := func(args ...string) string { return gitauthtest.Git(t, dir, args...) }
 	git("init", "-q", "-b", "main")
 	os.MkdirAll(filepath.Join(dir, "lib"), 0o755)
 	os.WriteFile(filepath.Join(dir, "app.txt"), []byte("version 1\n"), 0o644)

@@ -3,10 +3,10 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/baton-ci/baton/shared/gitauth/gitauthtest"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,15 +40,9 @@ func commitFile(t *testing.T, repo, name, text string) string {
 	t.Helper()
 	os.WriteFile(filepath.Join(repo, name), []byte(text), 0o644)
 	for _, args := range [][]string{{"add", "."}, {"commit", "-q", "-m", "change " + name}} {
-		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		gitauthtest.Git(t, repo, args...)
 	}
-	out, _ := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
-	return strings.TrimSpace(string(out))
+	return gitauthtest.Git(t, repo, "rev-parse", "HEAD")
 }
 
 // A signed GitHub push starts a run of the runbook.yml at the pushed

@@ -2,7 +2,6 @@ package gitcache_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,15 +17,9 @@ func commit(t *testing.T) (string, string) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "runbook.yml"), []byte("steps: []\n"), 0o644)
 	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "one"}} {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		gitauthtest.Git(t, dir, args...)
 	}
-	out, _ := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
-	return dir, strings.TrimSpace(string(out))
+	return dir, gitauthtest.Git(t, dir, "rev-parse", "HEAD")
 }
 
 // The mirror of a private repository is cloned and fetched with its

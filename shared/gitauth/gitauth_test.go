@@ -23,12 +23,7 @@ func workRepo(t *testing.T) string {
 		if args[0] == "add" {
 			os.WriteFile(filepath.Join(dir, "runbook.yml"), []byte("steps: []\n"), 0o644)
 		}
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-			"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		gitauthtest.Git(t, dir, args...)
 	}
 	return dir
 }

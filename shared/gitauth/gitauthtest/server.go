@@ -63,19 +63,28 @@ func (s *Server) Publish(t testing.TB, src, name string) string {
 	t.Helper()
 	dest := filepath.Join(s.Root, name+".git")
 	if _, err := os.Stat(dest); os.IsNotExist(err) {
-		run(t, "", "clone", "-q", "--bare", src, dest)
+		Git(t, "", "clone", "-q", "--bare", src, dest)
 	} else {
-		run(t, dest, "fetch", "-q", src, "+refs/heads/*:refs/heads/*")
+		Git(t, dest, "fetch", "-q", src, "+refs/heads/*:refs/heads/*")
 	}
 	return s.URL + "/" + name + ".git"
 }
 
-func run(t testing.TB, dir string, args ...string) {
+// Git runs git in dir (the working directory when empty) with a fixed
+// author and committer and no system or global config, as tests need for
+// repositories they make; it fails the test on error and returns the
+// output, trimmed.
+func Git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
+	if dir != "" {
+		args = append([]string{"-C", dir}, args...)
+	}
 	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
+		"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
+	return strings.TrimSpace(string(out))
 }
