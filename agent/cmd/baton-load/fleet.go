@@ -163,34 +163,15 @@ func measureControl(ctx context.Context, cfg Config, adm *admin, f *fleet, w io.
 	if apiErr != nil {
 		return 0, fmt.Errorf("control command: %w", apiErr)
 	}
-	heard := hints.first()
-	for countSet(heard) < len(agents) && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-		heard = hints.first()
-	}
-
-	var perAgent []time.Duration
-	last := start
-	for i, at := range heard {
-		if !at.IsZero() {
-			perAgent = append(perAgent, at.Sub(issued[i]))
-			if at.After(last) {
-				last = at
-			}
-		}
-	}
-	reached := countSet(heard)
+	perAgent, last, reached := hintsHeard(ctx, hints, len(agents), start, deadline, func(i int) time.Time { return issued[i] })
 	fmt.Fprintf(w, "control: %s for each agent: %d of %d commands answered in %s (%.0f/s, %d at a time)\n",
 		commandName(cfg.Control), sent, len(agents), sending.Round(time.Millisecond), float64(sent)/sending.Seconds(), cfg.ControlConcurrency)
 	fmt.Fprintf(w, "  %d of %d agents heard the %q hint; the last %s after the first command was sent\n",
 		reached, len(agents), cfg.Control, last.Sub(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "  per agent, its command sent → its hint heard: %s\n", Summarize(perAgent))
 	if cfg.Control == "disable" {
-		for f.disabled.Load() < int64(len(agents)) && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
 		fmt.Fprintf(w, "  %d of %d agents in state disabled %s after the first command was sent\n",
-			f.disabled.Load(), len(agents), time.Since(start).Round(time.Millisecond))
+			waitDisabled(ctx, f, len(agents), deadline), len(agents), time.Since(start).Round(time.Millisecond))
 	}
 	if reached < len(agents) {
 		return never, nil
@@ -209,36 +190,50 @@ func measureFleetCommand(ctx context.Context, cfg Config, adm *admin, f *fleet, 
 		return 0, fmt.Errorf("fleet command: %w", err)
 	}
 	deadline := start.Add(cfg.ControlTimeout)
-	heard := hints.first()
-	for countSet(heard) < len(agents) && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-		heard = hints.first()
-	}
-	var perAgent []time.Duration
-	last := start
-	for _, at := range heard {
-		if !at.IsZero() {
-			perAgent = append(perAgent, at.Sub(start))
-			if at.After(last) {
-				last = at
-			}
-		}
-	}
-	reached := countSet(heard)
+	perAgent, last, reached := hintsHeard(ctx, hints, len(agents), start, deadline, func(int) time.Time { return start })
 	fmt.Fprintf(w, "control: one POST /api/v1/fleet/disable {\"all\":true}: answered in %s, %d agents changed\n",
 		answered.Round(time.Millisecond), len(res.Agents))
 	fmt.Fprintf(w, "  %d of %d agents heard the \"disable\" hint; the last %s after the command was sent\n",
 		reached, len(agents), last.Sub(start).Round(time.Millisecond))
 	fmt.Fprintf(w, "  per agent, command sent → hint heard: %s\n", Summarize(perAgent))
-	for f.disabled.Load() < int64(len(agents)) && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
 	fmt.Fprintf(w, "  %d of %d agents in state disabled %s after the command was sent\n",
-		f.disabled.Load(), len(agents), time.Since(start).Round(time.Millisecond))
+		waitDisabled(ctx, f, len(agents), deadline), len(agents), time.Since(start).Round(time.Millisecond))
 	if reached < len(agents) {
 		return never, nil
 	}
 	return last.Sub(start), nil
+}
+
+// hintsHeard waits until all n agents have heard the watched hint, or the
+// deadline; it returns, for each that did, the time from issued(i) to its
+// hint, when the last one heard it (start if none did), and how many did.
+func hintsHeard(ctx context.Context, hints *hintWatch, n int, start, deadline time.Time, issued func(i int) time.Time) ([]time.Duration, time.Time, int) {
+	heard := hints.first()
+	for countSet(heard) < n && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+		heard = hints.first()
+	}
+	var perAgent []time.Duration
+	last := start
+	for i, at := range heard {
+		if at.IsZero() {
+			continue
+		}
+		perAgent = append(perAgent, at.Sub(issued(i)))
+		if at.After(last) {
+			last = at
+		}
+	}
+	return perAgent, last, countSet(heard)
+}
+
+// waitDisabled waits until all n agents are in state disabled, or the
+// deadline, and returns how many are.
+func waitDisabled(ctx context.Context, f *fleet, n int, deadline time.Time) int64 {
+	for f.disabled.Load() < int64(n) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return f.disabled.Load()
 }
 
 // controlName says how -control sent the command.
