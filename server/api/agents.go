@@ -175,9 +175,8 @@ func (s *Server) setAgentState(state server.AgentState) http.HandlerFunc {
 // statement and one hint per agent, so a fleet of thousands hears it in
 // well under a second (docs/performance.md); deleting is one at a time.
 func (s *Server) fleetCommand(w http.ResponseWriter, r *http.Request) {
-	states := map[string]server.AgentState{"enable": server.AgentEnabled, "disable": server.AgentDisabled, "drain": server.AgentDraining}
 	command := chi.URLParam(r, "command")
-	state, ok := states[command]
+	state, ok := fleetStates[command]
 	if !ok {
 		s.writeError(w, r, server.Errorf(server.ENOTFOUND, "no fleet command %q: use enable, disable or drain", command))
 		return
@@ -213,6 +212,9 @@ func (s *Server) fleetCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, protocol.FleetResult{State: string(state), Agents: ids})
 }
+
+// fleetStates are the states a fleet command sets, by its name.
+var fleetStates = map[string]server.AgentState{"enable": server.AgentEnabled, "disable": server.AgentDisabled, "drain": server.AgentDraining}
 
 // stateEvents names the control hint for each state an admin sets.
 var stateEvents = map[server.AgentState]string{
