@@ -265,11 +265,8 @@ func (s *Server) configFor(a *server.Agent) protocol.AgentConfig {
 // events is the agent's control channel (server-sent events).
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	id := agentFrom(r.Context()).ID
-	start := time.Now()
 	s.Logger.InfoContext(r.Context(), "control channel connected", slog.String("agent_id", id))
-	s.Control.Serve(w, r, id)
-	s.Logger.InfoContext(r.Context(), "control channel closed", slog.String("agent_id", id),
-		slog.Duration("after", time.Since(start).Round(time.Millisecond)))
+	s.Control.Serve(w, r, id) // the hub says when it closes
 }
 
 // agentState tells the agent what is wanted of it, and its config. It is

@@ -69,9 +69,10 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Fill the stalled agent's stream and socket buffers.
+	// Fill the stalled agent's socket buffers: distinct hints, 1 KiB each.
+	big := strings.Repeat("x", 1024)
 	for i := 0; i < 20000; i++ {
-		hub.Notify("stalled", strings.Repeat("x", 64))
+		hub.Notify("stalled", fmt.Sprint(i, big))
 	}
 
 	start := time.Now()
@@ -102,6 +103,101 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 	t.Logf("100 agents heard the hint within %s while one agent was stalled", slowest)
 	if slowest > 100*time.Millisecond {
 		t.Errorf("slowest delivery %s; a stalled agent must not delay the others by more than 100 ms", slowest)
+	}
+	// Its write times out and the stream is dropped.
+	for hub.Connected("stalled") {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled agent's stream is still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !hub.Connected("a0") {
+		t.Error("a listening agent was dropped")
+	}
+}
+
+// An agent that hangs up is dropped at the next ping round, though its
+// stream is never read.
+func TestHungUpAgentIsDropped(t *testing.T) {
+	t.Parallel()
+	hub := control.New(time.Second, slog.New(slog.DiscardHandler))
+	defer hub.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.Serve(w, r, r.URL.Query().Get("agent"))
+	}))
+	defer srv.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go hub.Ping(20*time.Millisecond, stop)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan string, 16)
+	listen(ctx, t, srv.URL+"/?agent=gone", got)
+	waitUntil(t, func() bool { return hub.Connected("gone") }, "the agent to connect")
+	if kind := <-got; kind != control.EventPing {
+		t.Errorf("got %q, want a ping", kind)
+	}
+	cancel()
+	waitUntil(t, func() bool { return !hub.Connected("gone") }, "the hung-up agent to be dropped")
+	if n := hub.Streams(); n != 0 {
+		t.Errorf("%d streams open, want 0", n)
+	}
+}
+
+// Over HTTP/2 (h2c) the stream cannot be taken over: its handler holds it,
+// delivers hints, and ends when the agent hangs up.
+func TestHTTP2StreamIsHeldByItsHandler(t *testing.T) {
+	t.Parallel()
+	hub := control.New(time.Second, slog.New(slog.DiscardHandler))
+	defer hub.Close()
+	protos := &http.Protocols{}
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			t.Errorf("request over %s, want HTTP/2", r.Proto)
+		}
+		hub.Serve(w, r, r.URL.Query().Get("agent"))
+	}))
+	srv.Config.Protocols = protos
+	srv.Start()
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{Protocols: &http.Protocols{}}}
+	client.Transport.(*http.Transport).Protocols.SetUnencryptedHTTP2(true)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/?agent=h2", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("answered over %s with %q", resp.Proto, resp.Header.Get("Content-Type"))
+	}
+	waitUntil(t, func() bool { return hub.Connected("h2") }, "the agent to connect")
+	hub.Deliver("h2", control.EventWork)
+	sc := bufio.NewScanner(resp.Body)
+	var lines []string
+	for len(lines) < 2 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if fmt.Sprint(lines) != "[event: work data: work]" {
+		t.Errorf("read %q", lines)
+	}
+	cancel()
+	waitUntil(t, func() bool { return !hub.Connected("h2") }, "the stream to end")
+}
+
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
