@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"time"
@@ -25,8 +26,11 @@ import (
 // ServerClient is the agent's view of the server's agent API.
 type ServerClient interface {
 	Register(ctx context.Context, req protocol.RegisterRequest) (protocol.RegisterResponse, error)
-	// Reserve long-polls for a step; nil, nil means none came within wait.
-	Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error)
+	// Reserve long-polls for a step; nil, false, nil means none came
+	// within wait. With park (the control channel is up) the server may
+	// park the agent instead: nil, true, nil; it then sends a "work" hint
+	// when a step may be ready (protocol.HeaderParked).
+	Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error)
 	// Events holds the control channel open, calling connected once it is
 	// up and handle for every event, until it ends or ctx is done.
 	Events(ctx context.Context, connected func(), handle func(kind string)) error
@@ -179,8 +183,9 @@ var (
 // Messages to the Run goroutine.
 type (
 	reserved struct {
-		a   *protocol.Assignment
-		err error
+		a      *protocol.Assignment
+		parked bool // the server will hint when a step may be ready
+		err    error
 	}
 	stepDone struct{ stepID string }
 )
@@ -248,6 +253,17 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	running := 0
 	reserving := false
+	// parked: the server holds no poll for us and will hint "work"; we
+	// look again then, when the channel reconnects, or after a while.
+	parked := false
+	checkedOnce := false
+	parkedRecheck := time.NewTimer(time.Hour)
+	parkedRecheck.Stop()
+	defer parkedRecheck.Stop()
+	unpark := func() {
+		parked = false
+		parkedRecheck.Stop()
+	}
 	stopReserve := context.CancelFunc(func() {})
 	defer func() { stopReserve() }()
 	failures, checkFailures := 0, 0
@@ -291,7 +307,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if state != StateReady {
 			stopReserve() // a held long-poll would hand out work we may not take
 		}
-		if state == StateReady && !reserving && running < max(a.remote.PoolSize, 1) {
+		// The first poll waits for the first state check (at once when the
+		// control channel connects or fails): over HTTP/1.1 they then take
+		// turns on one connection.
+		if state == StateReady && !reserving && !parked && checkedOnce && running < max(a.remote.PoolSize, 1) {
 			reserving = true
 			rctx, cancel := context.WithCancel(ctx)
 			stopReserve = cancel
@@ -326,6 +345,10 @@ func (a *Agent) Run(ctx context.Context) error {
 					renewNow := make(chan struct{}, 1)
 					held[m.a.StepID] = renewNow
 					go a.runStep(stepCtx, m.a, leaseKeeping{length: a.remote.LeaseLength, renewNow: renewNow}, msgs)
+				case m.parked && state == StateReady && up:
+					failures = 0
+					parked = true
+					parkedRecheck.Reset(protocol.ParkedRecheck + rand.N(protocol.ParkedRecheck/4))
 				default:
 					failures = 0
 				}
@@ -334,12 +357,14 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.Metrics.setRunning(running)
 				delete(held, m.stepID)
 			case controlUp:
+				unpark() // hints to a parked agent went to the old channel
 				up = true
 				a.Logger.Info("control channel connected")
 				a.setControl(true)
 				watchdog.Reset(watchdogEvery)
 				check()
 			case controlDown:
+				unpark() // no hint can come: hold polls again
 				up = false
 				if m.err != nil && ctx.Err() == nil {
 					a.Logger.Info("control channel down", slog.Any("err", m.err))
@@ -349,6 +374,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			case controlEvent:
 				watchdog.Reset(watchdogEvery)
 				switch m.kind {
+				case "work":
+					unpark()
 				case "ping":
 				case "cancel":
 					// A step we run was cancelled: renewing its lease says which.
@@ -362,7 +389,8 @@ func (a *Agent) Run(ctx context.Context) error {
 					check()
 				}
 			case stateChecked:
-				checking = false
+				checking, checkedOnce = false, true
+				unpark() // a poll also says whether we may take work now
 				if m.err != nil {
 					checkFailures++
 					setState(EventLost)
@@ -407,6 +435,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			case recheck:
 				check()
 			}
+		case <-parkedRecheck.C:
+			parked = false // a lost hint costs at most this wait
 		case now := <-reapTick.C:
 			keep := make(map[string]bool, len(held))
 			for id := range held {
@@ -549,9 +579,10 @@ func (a *Agent) reserve(ctx context.Context, failures int, msgs chan<- any) {
 		case <-time.After(reserveBackoff.Delay(failures - 1)):
 		}
 	}
-	res, err := a.Client.Reserve(ctx, a.Config.ReserveWait)
+	// The server parks us only while our control channel is up there.
+	res, parked, err := a.Client.Reserve(ctx, a.Config.ReserveWait, true)
 	if err != nil || res == nil {
-		msgs <- reserved{err: err}
+		msgs <- reserved{parked: parked, err: err}
 		return
 	}
 	asg, err := a.open(res)

@@ -73,7 +73,12 @@ func (f *fakeServer) Register(ctx context.Context, req protocol.RegisterRequest)
 		ServerKey: f.key.Public().(ed25519.PublicKey)}, nil
 }
 
-func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error) {
+func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
+	res, err := f.reserve(ctx, wait)
+	return res, false, err
+}
+
+func (f *fakeServer) reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err // as an HTTP call on a cancelled context
 	}

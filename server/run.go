@@ -249,6 +249,9 @@ type Dispatcher interface {
 	// NextRetryAt returns when the earliest step waiting out a retry delay
 	// becomes reservable, or the zero time when none waits.
 	NextRetryAt(ctx context.Context) (time.Time, error)
+	// DueSteps counts the Ready steps some agent could take now (their
+	// retry delay over), up to limit.
+	DueSteps(ctx context.Context, limit int) (int, error)
 	// AppendLog stores a chunk of a running step's output at a byte offset;
 	// a chunk already stored at that offset is ignored.
 	// A non-nil redact masks secrets in the chunk (and across its boundary

@@ -28,6 +28,8 @@ type Client struct {
 	agentID string
 	key     ed25519.PrivateKey
 
+	h2c bool // UseH2C was called
+
 	mu      sync.Mutex
 	token   string
 	expires time.Time
@@ -39,10 +41,15 @@ func New(serverURL, agentID string, key ed25519.PrivateKey) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server URL %q: want http(s)://host[:port]", serverURL)
 	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// An idle agent keeps one connection to the server, its control
+	// channel (it parks instead of holding a poll): spare connections of
+	// earlier calls close soon.
+	t.IdleConnTimeout = 5 * time.Second
 	return &Client{
 		base: u,
 		// No overall timeout: reserve long-polls; each call sets its own deadline.
-		http:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		http:    &http.Client{Transport: t},
 		agentID: agentID,
 		key:     key,
 	}, nil
@@ -59,6 +66,7 @@ func (c *Client) UseH2C() {
 	if c.base.Scheme != "http" {
 		return
 	}
+	c.h2c = true
 	t := c.http.Transport.(*http.Transport)
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
@@ -97,17 +105,28 @@ func (c *Client) Register(ctx context.Context, req protocol.RegisterRequest) (pr
 	return resp, err
 }
 
-// Reserve long-polls for a step for up to wait.
-func (c *Client) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error) {
+// Reserve long-polls for a step for up to wait. With park, the server may
+// park the agent instead (see protocol.HeaderParked): no step, parked true.
+func (c *Client) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 	defer cancel()
 	var asg protocol.Reservation
 	path := protocol.PathReserve + "?wait=" + url.QueryEscape(wait.String())
-	status, err := c.authed(ctx, http.MethodPost, path, nil, "", &asg)
-	if err != nil || status == http.StatusNoContent {
-		return nil, err
+	if park {
+		path += "&park=1"
 	}
-	return &asg, nil
+	parked := false
+	status, err := c.authed(ctx, http.MethodPost, path, nil, "", func(resp *http.Response) error {
+		if resp.StatusCode == http.StatusNoContent {
+			parked = resp.Header.Get(protocol.HeaderParked) == "1"
+			return nil
+		}
+		return decodeInto(resp, &asg)
+	})
+	if err != nil || status == http.StatusNoContent {
+		return nil, parked, err
+	}
+	return &asg, false, nil
 }
 
 // AppendLog uploads a chunk of step output at a byte offset.
@@ -194,6 +213,8 @@ func (c *Client) do(ctx context.Context, method, path, token string, body func()
 	return err
 }
 
+// call sends one request. out is where a JSON answer is decoded, or a
+// func(*http.Response) error that reads the answer itself, or nil.
 func (c *Client) call(ctx context.Context, method, path, token string, body func() io.Reader, ctype string, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
@@ -205,6 +226,9 @@ func (c *Client) call(ctx context.Context, method, path, token string, body func
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if close, _ := ctx.Value(closeAfterKey{}).(bool); close && !c.h2c {
+		req.Close = true // over h2c the connection is the control channel's
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -218,13 +242,34 @@ func (c *Client) call(ctx context.Context, method, path, token string, body func
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return resp.StatusCode, errorFrom(resp.StatusCode, b)
 	}
-	if out != nil && resp.StatusCode != http.StatusNoContent {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	var read func(*http.Response) error
+	switch o := out.(type) {
+	case func(*http.Response) error:
+		read = o
+	case nil:
+	default:
+		read = func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusNoContent {
+				return nil
+			}
+			return decodeInto(resp, o)
+		}
+	}
+	if read != nil {
+		if err := read(resp); err != nil {
 			return resp.StatusCode, fmt.Errorf("decode %s answer: %w", path, err)
 		}
 	}
 	io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// closeAfterKey marks a call's context: close the connection after it.
+type closeAfterKey struct{}
+
+// decodeInto decodes a JSON answer into out.
+func decodeInto(resp *http.Response, out any) error {
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // errorFrom is the Error of a non-2xx answer with body b.

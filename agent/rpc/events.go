@@ -40,6 +40,11 @@ func (c *Client) State(ctx context.Context) (protocol.AgentState, error) {
 	// check: the agent goes Idle and asks again.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	// State checks come after hints, at most a few a minute: the
+	// connection is closed after the answer rather than kept idle, so an
+	// idle agent holds only its control channel (a fleet command has every
+	// agent check at once).
+	ctx = context.WithValue(ctx, closeAfterKey{}, true)
 	var st protocol.AgentState
 	_, err := c.authed(ctx, http.MethodGet, protocol.PathAgentState, nil, "", &st)
 	return st, err

@@ -55,6 +55,10 @@ type Server struct {
 	RunList server.RunLister
 	// Control is the agents' control channel.
 	Control *control.Hub
+	// ParkAfter is how long a reserve poll that asked to park waits for a
+	// step before the agent is parked (protocol.HeaderParked); 0: agents
+	// are never parked.
+	ParkAfter time.Duration
 	// Ping, if set, is what /readyz checks (the database answers).
 	Ping func(context.Context) error
 	// Artifacts and ArtifactFiles keep what steps store with cacher; when

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/server/control"
 	"github.com/baton-ci/baton/shared/engine"
 	"github.com/baton-ci/baton/shared/envelope"
 	"github.com/baton-ci/baton/shared/protocol"
@@ -24,6 +25,11 @@ const maxLogChunk = 1 << 20
 // rescanEvery is the safety-net rescan of a waiting long-poll, in case a wake
 // was lost; the jitter keeps waiting agents from querying in lockstep.
 const rescanEvery = 5 * time.Second
+
+// DefaultParkAfter is how long an idle agent's reserve poll is held before
+// it is parked (Server.ParkAfter): long enough that a busy agent between
+// steps keeps its poll, short enough that an idle fleet holds none.
+const DefaultParkAfter = 5 * time.Second
 
 // reserve is the agent's long-poll: it answers 200 with an Assignment as soon
 // as a step is reserved for the agent, or 204 when ?wait (default and cap
@@ -46,9 +52,18 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	// An agent with its control channel here may park instead of holding
+	// this poll when nothing comes for ParkAfter (protocol.HeaderParked).
+	var parkAt <-chan time.Time
+	if s.ParkAfter > 0 && r.URL.Query().Get("park") == "1" {
+		t := time.NewTimer(min(wait, s.ParkAfter))
+		defer t.Stop()
+		parkAt = t.C
+	}
 	// held is the hop count of a wake this poll got and has not used: it
-	// is passed on when the poll takes no step, so another agent gets to look.
-	held := -1
+	// is passed on when the poll takes no step, so another agent gets to
+	// look. A parked agent's poll starts with the wake it was hinted with.
+	held := s.Wake.Unpark(agent.ID)
 	var waiter *Waiter
 	// release unregisters the current waiter, keeping a wake that reached
 	// it meanwhile.
@@ -139,7 +154,11 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if held >= 0 {
-			s.Wake.Pass(held, waiter) // nothing here for this agent: let the next look
+			// Nothing here for this agent: if a step is there for others
+			// (labels, limits), let the next look.
+			if n, err := s.Dispatch.DueSteps(ctx, 1); err != nil || n > 0 {
+				s.Wake.Pass(held, waiter)
+			}
 			held = -1
 		}
 		pause := rescanEvery/2 + rand.N(rescanEvery)
@@ -155,6 +174,27 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			release()
 		case <-deadline.C:
 			rescan.Stop()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case <-parkAt:
+			rescan.Stop()
+			parkAt = nil
+			agentID := agent.ID
+			if !s.Control.Connected(agentID) {
+				continue // no channel here to hint it on: hold the poll
+			}
+			s.Wake.Park(agentID, func() bool { return s.Control.TryDeliver(agentID, control.EventWork) })
+			if release(); held >= 0 {
+				// Woken meanwhile: look again, and hold the poll from now.
+				s.Wake.Unpark(agentID)
+				continue
+			}
+			w.Header().Set(protocol.HeaderParked, "1")
+			if r.ProtoMajor == 1 {
+				// An idle agent keeps its control channel only; over
+				// HTTP/2 the connection is the control channel's.
+				w.Header().Set("Connection", "close")
+			}
 			w.WriteHeader(http.StatusNoContent)
 			return
 		case <-ctx.Done():

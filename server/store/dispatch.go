@@ -197,6 +197,19 @@ func (s *DB) NextRetryAt(ctx context.Context) (time.Time, error) {
 	return time.UnixMilli(next[0]).UTC(), nil
 }
 
+// DueSteps counts the Ready steps past their retry delay, up to limit.
+func (s *DB) DueSteps(ctx context.Context, limit int) (int, error) {
+	var n []int
+	if err := s.r.WithContext(ctx).Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM steps WHERE state = ? AND not_before <= ? LIMIT ?) due`,
+		engine.StepReady, s.now().UnixMilli(), limit).Scan(&n).Error; err != nil {
+		return 0, fmt.Errorf("due steps: %w", err)
+	}
+	if len(n) == 0 {
+		return 0, nil
+	}
+	return n[0], nil
+}
+
 // AppendLog stores a chunk of output for the agent's current attempt of a
 // running step. A chunk already stored at the same offset is ignored, so an
 // agent may safely retry an upload.

@@ -53,6 +53,18 @@ type TriggerResponse struct {
 // server answers 204 No Content.
 const MaxReserveWait = 30 * time.Second
 
+// Parking: an agent whose control channel is up may reserve with
+// ?park=1. When the server has had nothing for it for a while (its park
+// time, shorter than the wait) it answers 204 with HeaderParked: the agent
+// is parked, holds no poll, and reserves again when a "work" hint comes on
+// its control channel, when the channel reconnects, or after
+// ParkedRecheck. Over HTTP/1.1 that answer closes the connection, so an
+// idle agent keeps one connection to the server: its control channel.
+const (
+	HeaderParked  = "X-Baton-Parked"
+	ParkedRecheck = MaxReserveWait
+)
+
 // Error is the body of every 4xx/5xx answer.
 type Error struct {
 	Error   string   `json:"error"`

@@ -187,14 +187,14 @@ type observedClient struct {
 	sim *simAgent
 }
 
-func (c *observedClient) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error) {
-	res, err := c.Client.Reserve(ctx, wait)
+func (c *observedClient) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
+	res, parked, err := c.Client.Reserve(ctx, wait, park)
 	if res != nil {
 		if l := c.f.dispatch.Load(); l != nil {
 			l.stepReserved(res.StepID, time.Now())
 		}
 	}
-	return res, err
+	return res, parked, err
 }
 
 func (c *observedClient) Complete(ctx context.Context, stepID string, res protocol.StepResult) error {

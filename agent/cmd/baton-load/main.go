@@ -122,18 +122,15 @@ func main() {
 	}
 }
 
-// Open files: over HTTP/1.1 every agent holds up to three connections to
-// the server (control stream, reserve poll, and for up to 90 s after it
-// connects the keep-alive connection of its first calls); over h2c one.
-// The rest is slack for the database, logs and admin calls.
+// Open files: an idle agent holds one connection to the server, its
+// control stream (it parks instead of holding a reserve poll), over HTTP/1.1
+// and h2c alike. While it connects it has a second one over HTTP/1.1 for
+// its calls and first poll, for the server's park time (5 s) and the
+// agent's idle-connection timeout (5 s) after. The slack covers those, the
+// database, logs and admin calls.
 const fdSlack = 1024
 
-func (c Config) fdsPerAgent() int {
-	if c.H2C {
-		return 1
-	}
-	return 3
-}
+func (c Config) fdsPerAgent() int { return 1 }
 
 func run(ctx context.Context, cfg Config, w io.Writer) error {
 	if cfg.WorkDir == "" {
@@ -158,7 +155,7 @@ func run(ctx context.Context, cfg Config, w io.Writer) error {
 	ports := ephemeralPorts() * sourceAddrs
 	fmt.Fprintf(w, "open-file limit (driver and server): %d, wanted %d; ephemeral ports: %d (%d loopback source addresses)\n",
 		limit, want, ports, sourceAddrs)
-	fmt.Fprintf(w, "agents speak %s\n", map[bool]string{true: "HTTP/2 without TLS (h2c): one connection each", false: "HTTP/1.1: up to three connections each"}[cfg.H2C])
+	fmt.Fprintf(w, "agents speak %s\n", map[bool]string{true: "HTTP/2 without TLS (h2c): one connection each", false: "HTTP/1.1: one connection each when idle, two while busy"}[cfg.H2C])
 	if ports < fdsPerAgent*cfg.Fleet+1000 {
 		return fmt.Errorf("a fleet of %d needs about %d ephemeral ports: lower -fleet", cfg.Fleet, fdsPerAgent*cfg.Fleet+1000)
 	}

@@ -28,6 +28,10 @@ type Config struct {
 	AgentPoolSize     int
 	AgentEviction     time.Duration
 	AgentPingInterval time.Duration
+	// AgentParkAfter is how long an agent's reserve poll waits for work
+	// before the agent is parked (it holds no poll and is told by a hint on
+	// its control channel); 0: agents are never parked.
+	AgentParkAfter time.Duration
 	// LeaseLength is how long a reserved step stays its agent's without a
 	// renewal; a lapsed lease ends the step agent_lost.
 	LeaseLength time.Duration
@@ -56,6 +60,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--agent-eviction must not be negative")
 	case c.AgentPingInterval < 100*time.Millisecond:
 		return fmt.Errorf("--agent-ping-interval must be at least 100ms")
+	case c.AgentParkAfter < 0:
+		return fmt.Errorf("--agent-park-after must not be negative")
 	case c.MaxRunning < 0:
 		return fmt.Errorf("--max-running must not be negative")
 	case c.LeaseLength < time.Second || c.LeaseLength > time.Hour:
@@ -81,8 +87,8 @@ func (c Config) String() string {
 	if c.DB != "" {
 		db = store.RedactDSN(c.DB)
 	}
-	return fmt.Sprintf("addr=%s data-dir=%s db=%s admin-token=%s agent-pool-size=%d agent-eviction=%s lease-length=%s max-running=%d artifact-max-bytes=%d artifact-retention=%s log-format=%s log-level=%s",
-		c.Addr, c.DataDir, db, token, c.AgentPoolSize, c.AgentEviction, c.LeaseLength, c.MaxRunning, c.ArtifactMaxBytes, c.ArtifactRetention, c.LogFormat, c.LogLevel)
+	return fmt.Sprintf("addr=%s data-dir=%s db=%s admin-token=%s agent-pool-size=%d agent-eviction=%s agent-park-after=%s lease-length=%s max-running=%d artifact-max-bytes=%d artifact-retention=%s log-format=%s log-level=%s",
+		c.Addr, c.DataDir, db, token, c.AgentPoolSize, c.AgentEviction, c.AgentParkAfter, c.LeaseLength, c.MaxRunning, c.ArtifactMaxBytes, c.ArtifactRetention, c.LogFormat, c.LogLevel)
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -100,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&cfg.AgentPoolSize, "agent-pool-size", 1, "steps each agent runs at once")
 	fs.DurationVar(&cfg.AgentEviction, "agent-eviction", 10*time.Minute, "how long a draining agent lets running steps finish")
 	fs.DurationVar(&cfg.AgentPingInterval, "agent-ping-interval", 10*time.Second, "how often agents' control channels are pinged; an agent restarts its channel after 3 missed pings")
+	fs.DurationVar(&cfg.AgentParkAfter, "agent-park-after", api.DefaultParkAfter, "how long an idle agent's reserve poll is held before the agent is parked: it then keeps only its control channel open and is told by a hint when a step may be ready; 0: hold polls, never park")
 	fs.IntVar(&cfg.MaxRunning, "max-running", 0, "global pool limit: at most this many steps run at once across all agents; 0: no limit")
 	fs.DurationVar(&cfg.LeaseLength, "lease-length", protocol.DefaultLeaseLength, "how long a running step stays its agent's without a renewal; past it the step is retried or fails agent_lost")
 	fs.Int64Var(&cfg.ArtifactMaxBytes, "artifact-max-bytes", api.DefaultArtifactMaxBytes, "largest artifact a step may store with cacher put, in bytes; larger ones are refused with 413")

@@ -118,12 +118,19 @@ func (m *Main) open(ctx context.Context) error {
 	m.stopPing = make(chan struct{})
 	go m.control.Ping(m.Config.AgentPingInterval, m.stopPing)
 	wake := api.NewWake()
+	wake.SetDue(func(limit int) int {
+		n, err := m.db.DueSteps(context.Background(), limit)
+		if err != nil {
+			return limit // hint them all rather than miss a step
+		}
+		return n
+	})
 	srv := &api.Server{
 		Runs: m.db, Dispatch: m.db, Agents: m.db, Secrets: m.db, Projects: m.db, Hooks: m.db, Schedules: m.db, Audit: m.db, Queue: m.db, Notifications: m.db, Repos: repos, Box: box, AdminToken: adminToken, SigningKey: key,
 		AgentConfig: protocol.AgentConfig{PoolSize: m.Config.AgentPoolSize, EvictionTime: m.Config.AgentEviction,
 			PingInterval: m.Config.AgentPingInterval, LeaseLength: m.Config.LeaseLength},
-		Control: m.control,
-		Wake:    wake, Logger: m.Logger, UI: ui.Handler(), Users: m.db, RunList: m.db, Ping: m.db.Ping,
+		Control: m.control, ParkAfter: m.Config.AgentParkAfter,
+		Wake: wake, Logger: m.Logger, UI: ui.Handler(), Users: m.db, RunList: m.db, Ping: m.db.Ping,
 		Artifacts: m.db, ArtifactFiles: files, ArtifactMaxBytes: m.Config.ArtifactMaxBytes,
 		ArtifactRetention: m.Config.ArtifactRetention,
 	}
