@@ -46,6 +46,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	newStmtCache(sqlDB).use(g) // after the migrations: they run once
+	s.group = newGroupCommit(g)
 	if s.r, err = openSQLiteReader(path); err != nil {
 		s.Close()
 		return nil, err

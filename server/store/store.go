@@ -59,6 +59,8 @@ type DB struct {
 	notifies notifyCache
 	// stop ends what runs beside the connections (SQLite checkpoints).
 	stop func()
+	// group, on SQLite, runs concurrent write transactions as one.
+	group *groupCommit
 }
 
 var (
@@ -90,6 +92,9 @@ const maxRetries = 4
 // serialization conflict (PostgreSQL) is run again, so fn must be safe to
 // repeat: it sets its results rather than adding to them.
 func (s *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, fn)
+	}
 	for try := 1; ; try++ {
 		err := s.db.WithContext(ctx).Transaction(fn)
 		if err == nil || s.d.retryable == nil || !s.d.retryable(err) || try == maxRetries {
@@ -163,6 +168,9 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Close closes the underlying connections.
 func (s *DB) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	if s.stop != nil {
 		s.stop()
 	}
