@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/baton-ci/baton/agent/source"
@@ -40,7 +41,9 @@ type ServerClient interface {
 	// under a lease; a stale lease is refused (409).
 	AppendLog(ctx context.Context, stepID string, lease protocol.LeaseRequest, offset int64, data []byte, times []protocol.LineTime) error
 	RenewLease(ctx context.Context, stepID string, lease protocol.LeaseRequest) (protocol.Lease, error)
-	Complete(ctx context.Context, stepID string, res protocol.StepResult) error
+	// Complete reports the result; when it asked (res.Next) the answer
+	// may carry the agent's next step.
+	Complete(ctx context.Context, stepID string, res protocol.StepResult) (*protocol.Reservation, error)
 	// PutArtifact, GetArtifact and DeleteArtifact reach the artifacts of
 	// the run of a step the agent holds, streamed (see package cacher).
 	PutArtifact(ctx context.Context, stepID string, lease protocol.LeaseRequest, key string, body io.Reader, size int64, sum string) (protocol.Artifact, error)
@@ -170,6 +173,9 @@ type Agent struct {
 
 	remote    protocol.AgentConfig
 	serverKey ed25519.PublicKey // signs reservations; from the registration answer
+	// takesWork is whether a step ending may ask for the next one with
+	// its result (the agent is Ready); set by the Run goroutine.
+	takesWork atomic.Bool
 }
 
 // Registration retries: fast while the server is unreachable, slower when it
@@ -187,7 +193,12 @@ type (
 		parked bool // the server will hint when a step may be ready
 		err    error
 	}
-	stepDone struct{ stepID string }
+	// stepDone says a step ended; next is the step the server gave the
+	// agent with the result, which takes its place.
+	stepDone struct {
+		stepID string
+		next   *protocol.Assignment
+	}
 )
 
 // defaultLease is the lease length assumed when the server names none.
@@ -217,6 +228,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if next := Transition(state, e); next != state {
 			a.Logger.Info("agent state", slog.String("from", string(state)), slog.String("to", string(next)), slog.String("event", string(e)))
 			state = next
+			a.takesWork.Store(state == StateReady)
 			if a.OnState != nil {
 				a.OnState(state)
 			}
@@ -295,6 +307,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	held := map[string]chan struct{}{} // step ids running now (for reaping), with a poke to renew their lease at once
 	reapTick := time.NewTicker(reapEvery)
 	defer reapTick.Stop()
+	start := func(asg *protocol.Assignment) {
+		renewNow := make(chan struct{}, 1)
+		held[asg.StepID] = renewNow
+		go a.runStep(stepCtx, asg, stepOptions{keeping: leaseKeeping{length: a.remote.LeaseLength, renewNow: renewNow},
+			logWithResult: a.remote.Has(protocol.FeatureCompleteLog), askNext: a.remote.Has(protocol.FeatureCompleteNext)}, msgs)
+	}
 	drain := func(why string) {
 		setState(EventDrain)
 		if state == StateDraining && eviction == nil {
@@ -342,9 +360,7 @@ func (a *Agent) Run(ctx context.Context) error {
 					running++
 					a.Metrics.reserved()
 					a.Metrics.setRunning(running)
-					renewNow := make(chan struct{}, 1)
-					held[m.a.StepID] = renewNow
-					go a.runStep(stepCtx, m.a, leaseKeeping{length: a.remote.LeaseLength, renewNow: renewNow}, msgs)
+					start(m.a)
 				case m.parked && state == StateReady && up:
 					failures = 0
 					parked = true
@@ -353,9 +369,16 @@ func (a *Agent) Run(ctx context.Context) error {
 					failures = 0
 				}
 			case stepDone:
-				running--
-				a.Metrics.setRunning(running)
 				delete(held, m.stepID)
+				if m.next != nil {
+					// Given with the result: it takes the ended step's
+					// place (run even if we stopped taking work, as above).
+					a.Metrics.reserved()
+					start(m.next)
+				} else {
+					running--
+				}
+				a.Metrics.setRunning(running)
 			case controlUp:
 				unpark() // hints to a parked agent went to the old channel
 				up = true
@@ -587,14 +610,19 @@ func (a *Agent) reserve(ctx context.Context, failures int, msgs chan<- any) {
 	}
 	asg, err := a.open(res)
 	if err != nil {
-		// Never run what does not open and verify: report it and move on.
-		a.Logger.Error("reservation rejected", slog.String("step_id", res.StepID), slog.Int("attempt", res.Attempt), slog.Any("err", err))
-		a.report(context.WithoutCancel(ctx), a.Logger.With(slog.String("step_id", res.StepID)), res.StepID,
-			protocol.StepResult{Attempt: res.Attempt, LeaseID: res.LeaseID, Reason: engine.ReasonPayloadRejected, Error: err.Error()}, reportTimeout)
+		a.rejectReservation(ctx, res, err)
 		msgs <- reserved{}
 		return
 	}
 	msgs <- reserved{a: asg}
+}
+
+// rejectReservation reports a reservation that did not open and verify:
+// it is never run.
+func (a *Agent) rejectReservation(ctx context.Context, res *protocol.Reservation, err error) {
+	a.Logger.Error("reservation rejected", slog.String("step_id", res.StepID), slog.Int("attempt", res.Attempt), slog.Any("err", err))
+	a.report(context.WithoutCancel(ctx), a.Logger.With(slog.String("step_id", res.StepID)), res.StepID,
+		protocol.StepResult{Attempt: res.Attempt, LeaseID: res.LeaseID, Reason: engine.ReasonPayloadRejected, Error: err.Error()}, reportTimeout)
 }
 
 // open verifies and opens a reservation's sealed assignment, which must be

@@ -171,12 +171,12 @@ func (f *fakeServer) AppendLog(ctx context.Context, stepID string, lease protoco
 	return nil
 }
 
-func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.StepResult) error {
+func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.StepResult) (*protocol.Reservation, error) {
 	f.mu.Lock()
 	f.results[stepID] = res
 	f.mu.Unlock()
 	f.completed <- stepID
-	return nil
+	return nil, nil
 }
 
 // scriptExecutor prints the command and exits with the code in Env["EXIT"];

@@ -35,6 +35,10 @@ type logStream struct {
 	done    chan struct{}
 	offset  int64 // bytes uploaded so far
 	dropped bool
+	// keepTail (set with closed) keeps the last chunk in tail instead of
+	// uploading it.
+	keepTail bool
+	tail     []byte
 	// wrote counts bytes accepted by Write; times holds when lines started
 	// (absolute offsets), one entry per moment (see lineTimeGrain).
 	wrote       int64
@@ -135,13 +139,28 @@ func (s *logStream) poke() {
 
 // Close flushes what is buffered and waits for the uploads to finish.
 func (s *logStream) Close() error {
+	s.close(false)
+	return nil
+}
+
+// CloseKeepingTail is Close, except that the last chunk (up to flushSize)
+// is not uploaded but returned, for the step's result to carry; nil if
+// nothing was left.
+func (s *logStream) CloseKeepingTail() *protocol.LogChunk {
+	s.close(true)
+	if len(s.tail) == 0 {
+		return nil
+	}
+	return &protocol.LogChunk{Offset: s.offset, Data: s.tail, Times: protocol.FormatLineTimes(s.timesFor(s.offset, len(s.tail)))}
+}
+
+func (s *logStream) close(keepTail bool) {
 	s.mu.Lock()
-	s.closed = true
+	s.closed, s.keepTail = true, keepTail
 	s.space.Broadcast()
 	s.mu.Unlock()
 	s.poke()
 	<-s.done
-	return nil
 }
 
 func (s *logStream) upload(ctx context.Context) {
@@ -154,10 +173,15 @@ func (s *logStream) upload(ctx context.Context) {
 		case <-tick.C:
 		}
 		s.mu.Lock()
-		chunk, closed := s.buf, s.closed
+		chunk, closed, keepTail := s.buf, s.closed, s.keepTail
 		s.buf = nil
 		s.space.Broadcast()
 		s.mu.Unlock()
+		if closed && keepTail && len(chunk) <= flushSize {
+			// Nothing is written after close: this is the last chunk.
+			s.tail = chunk
+			return
+		}
 		for len(chunk) > 0 {
 			n := min(len(chunk), flushSize*4)
 			s.send(ctx, chunk[:n])

@@ -24,8 +24,18 @@ const reportTimeout = 30 * time.Second
 // runStep executes one assignment, streams its output and reports the
 // result. The report uses a context detached from cancellation so a killed
 // step still gets its final word in.
-func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, keeping leaseKeeping, msgs chan<- any) {
-	defer func() { msgs <- stepDone{stepID: asg.StepID} }()
+// stepOptions are how one step runs: its lease keeping, and what the
+// server takes with the result (protocol.FeatureCompleteLog, ...NEXT).
+type stepOptions struct {
+	keeping       leaseKeeping
+	logWithResult bool
+	askNext       bool
+}
+
+func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, opts stepOptions, msgs chan<- any) {
+	keeping := opts.keeping
+	var next *protocol.Assignment
+	defer func() { msgs <- stepDone{stepID: asg.StepID, next: next} }()
 	log := a.Logger.With(slog.String("run_id", asg.RunID), slog.String("step_id", asg.StepID),
 		slog.String("step", asg.StepName), slog.Int("attempt", asg.Attempt))
 	log.Info("step started", slog.String("image", asg.Image))
@@ -151,10 +161,21 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, keeping l
 	endLine(out, res, outcome.Container)
 	masked.Flush()
 	limited.Flush()
-	stream.Close()
+	if opts.logWithResult {
+		res.Log = stream.CloseKeepingTail() // sent with the result
+	} else {
+		stream.Close()
+	}
 
 	stopKeeper()
-	a.report(ctx, log, asg.StepID, res, max(reportTimeout, keeping.length))
+	// The next step comes with the result when the agent still takes work.
+	res.Next = opts.askNext && a.takesWork.Load()
+	if nextRes := a.report(ctx, log, asg.StepID, res, max(reportTimeout, keeping.length)); nextRes != nil {
+		if next, err = a.open(nextRes); err != nil {
+			next = nil
+			a.rejectReservation(ctx, nextRes, err)
+		}
+	}
 	a.Metrics.stepEnded(res, time.Since(started))
 	attrs := []any{slog.Duration("took", time.Since(started).Round(time.Millisecond))}
 	if res.ExitCode != nil {
@@ -169,23 +190,28 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, keeping l
 // report sends a step's final result, retrying transient failures with
 // backoff for up to within on a context detached from cancellation, so a
 // killed step still gets its final word in.
-func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res protocol.StepResult, within time.Duration) {
+//
+// It returns the next step the server reserved with the result, if it
+// asked (res.Next). A retry does not ask again: if the lost answer had
+// carried a step, that step's lease lapses and it is retried elsewhere.
+func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res protocol.StepResult, within time.Duration) *protocol.Reservation {
 	reportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), within)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		err := a.Client.Complete(reportCtx, stepID, res)
+		next, err := a.Client.Complete(reportCtx, stepID, res)
 		if err == nil || IsRefused(err) {
 			if err != nil {
 				log.Error("step result refused", slog.Any("err", err))
 			}
-			return
+			return next
 		}
+		res.Next = false
 		delay := networkBackoff.Delay(attempt)
 		log.Warn("reporting step result failed; retrying", slog.Any("err", err), slog.Duration("retry_in", delay))
 		select {
 		case <-reportCtx.Done():
 			log.Error("step result lost: server unreachable", slog.Any("err", err))
-			return
+			return nil
 		case <-time.After(delay):
 		}
 	}

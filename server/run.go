@@ -137,6 +137,19 @@ type StepResult struct {
 	Outputs  map[string]string
 	// LeaseID is the lease the agent holds the step under.
 	LeaseID string
+	// Log, if set, is the last chunk of the attempt's output, stored in
+	// the same transaction before the result is judged (an assert on the
+	// output sees it).
+	Log *LogAppend
+}
+
+// LogAppend is a chunk of a step's output at a byte offset, with its line
+// times (protocol.FormatLineTimes) and the redactor that masks it.
+type LogAppend struct {
+	Offset int64
+	Data   []byte
+	Times  string
+	Redact Redactor
 }
 
 // LogChunkTimes is a stored log chunk's start and its line times as the

@@ -164,12 +164,13 @@ func (c *Client) Trigger(ctx context.Context, stepID string, lease protocol.Leas
 // Complete reports a step's result. One try is bounded to 10 s: a
 // connection that went dead (a path that drops packets) must not hold the
 // report; the caller retries on a fresh one.
-func (c *Client) Complete(ctx context.Context, stepID string, res protocol.StepResult) error {
+func (c *Client) Complete(ctx context.Context, stepID string, res protocol.StepResult) (*protocol.Reservation, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	path := fmt.Sprintf(protocol.PathStepComplete, url.PathEscape(stepID))
-	_, err := c.authed(ctx, http.MethodPost, path, jsonBody(res), "application/json", nil)
-	return err
+	var out protocol.CompleteResponse
+	_, err := c.authed(ctx, http.MethodPost, path, jsonBody(res), "application/json", &out)
+	return out.Next, err
 }
 
 // authed calls the agent API with a valid access token, renewing it once if

@@ -250,9 +250,13 @@ func (s *Server) setAgentSettings(w http.ResponseWriter, r *http.Request) {
 	s.getAgent(w, r)
 }
 
+// serverFeatures are the optional parts of the agent API this server takes.
+var serverFeatures = []string{protocol.FeatureCompleteLog, protocol.FeatureCompleteNext}
+
 // configFor is the server's agent config with the agent's settings applied.
 func (s *Server) configFor(a *server.Agent) protocol.AgentConfig {
 	cfg := s.AgentConfig
+	cfg.Features = serverFeatures
 	if a.Settings.PoolSize > 0 {
 		cfg.PoolSize = a.Settings.PoolSize
 	}

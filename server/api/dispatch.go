@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -104,53 +105,14 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, server.Errorf(server.ECONFLICT, "agent is %s: it takes no work", cur.State))
 			return
 		}
-		step, run, err := s.Dispatch.ReserveStep(ctx, agent.ID, s.AgentConfig.LeaseLength)
+		res, err := s.reserveOne(ctx, agent)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		if step != nil {
+		if res != nil {
 			held = -1 // the wake was used
-			s.Metrics.ObserveDispatch(step.ReadyAt, time.Now())
-			secrets, err := s.openSecrets(r, run.Project, step.Environment, step.Secrets)
-			var srcCred, ciCred *protocol.GitCredentials
-			var credMask map[string]string
-			if err == nil {
-				srcCred, ciCred, credMask, err = s.sourceCredentials(ctx, run)
-			}
-			if err != nil {
-				// The step cannot run: fail it now rather than hand it out
-				// without its secrets, and look for other work.
-				s.Logger.ErrorContext(ctx, "step secrets", slog.String("step_id", step.ID), slog.Any("err", err))
-				if _, cerr := s.Dispatch.CompleteStep(ctx, server.StepResult{StepID: step.ID, AgentID: agent.ID,
-					Attempt: step.Attempt, LeaseID: step.LeaseID, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
-					s.writeError(w, r, cerr)
-					return
-				}
-				continue
-			}
-			s.maskers.put(step.ID, step.Attempt, secrets, credMask)
-			s.names.put(step.ID, step.Attempt, step.RunID, step.Name)
-			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
-				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
-			asg := protocol.Assignment{
-				StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
-				LeaseID: step.LeaseID, Source: wireSource(run.Source), CISource: wireSource(run.CISource), Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout, Memory: step.Memory, NanoCPUs: step.NanoCPUs,
-				SourceCredentials: srcCred, CISourceCredentials: ciCred,
-			}
-			plain, err := json.Marshal(asg)
-			if err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-			sealed, err := envelope.Seal(s.SigningKey, agent.HPKEKey,
-				envelope.Binding{AgentID: agent.ID, StepID: step.ID, Attempt: step.Attempt}, plain)
-			if err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt,
-				LeaseID: step.LeaseID, Sealed: sealed})
+			writeJSON(w, http.StatusOK, res)
 			return
 		}
 		if held >= 0 {
@@ -208,6 +170,52 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// reserveOne reserves the agent's next step and seals its assignment;
+// nil when there is none. A step whose secrets or credentials cannot be
+// opened is failed at once rather than handed out without them.
+func (s *Server) reserveOne(ctx context.Context, agent *server.Agent) (*protocol.Reservation, error) {
+	for {
+		step, run, err := s.Dispatch.ReserveStep(ctx, agent.ID, s.AgentConfig.LeaseLength)
+		if err != nil || step == nil {
+			return nil, err
+		}
+		s.Metrics.ObserveDispatch(step.ReadyAt, time.Now())
+		secrets, err := s.openSecretValues(ctx, run.Project, step.Environment, step.Secrets)
+		var srcCred, ciCred *protocol.GitCredentials
+		var credMask map[string]string
+		if err == nil {
+			srcCred, ciCred, credMask, err = s.sourceCredentials(ctx, run)
+		}
+		if err != nil {
+			s.Logger.ErrorContext(ctx, "step secrets", slog.String("step_id", step.ID), slog.Any("err", err))
+			if _, cerr := s.Dispatch.CompleteStep(ctx, server.StepResult{StepID: step.ID, AgentID: agent.ID,
+				Attempt: step.Attempt, LeaseID: step.LeaseID, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
+				return nil, cerr
+			}
+			continue
+		}
+		s.maskers.put(step.ID, step.Attempt, secrets, credMask)
+		s.names.put(step.ID, step.Attempt, step.RunID, step.Name)
+		s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
+			slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
+		asg := protocol.Assignment{
+			StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
+			LeaseID: step.LeaseID, Source: wireSource(run.Source), CISource: wireSource(run.CISource), Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout, Memory: step.Memory, NanoCPUs: step.NanoCPUs,
+			SourceCredentials: srcCred, CISourceCredentials: ciCred,
+		}
+		plain, err := json.Marshal(asg)
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := envelope.Seal(s.SigningKey, agent.HPKEKey,
+			envelope.Binding{AgentID: agent.ID, StepID: step.ID, Attempt: step.Attempt}, plain)
+		if err != nil {
+			return nil, err
+		}
+		return &protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt, LeaseID: step.LeaseID, Sealed: sealed}, nil
+	}
+}
+
 // appendLog stores a chunk of a running step's output:
 // POST /api/v1/agent/steps/{id}/log?attempt=N&lease=ID&offset=BYTES[&times=...]
 // with the raw bytes; times are the chunk's line times (protocol.FormatLineTimes).
@@ -229,29 +237,43 @@ func (s *Server) appendLog(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, server.Errorf(server.EINVALID, "log chunk: %v (limit %d bytes)", err, maxLogChunk))
 		return
 	}
-	times, err := protocol.ParseLineTimes(q.Get("times"), len(data))
-	if err != nil {
-		s.writeError(w, r, server.Errorf(server.EINVALID, "times: %v", err))
-		return
-	}
-	redact, err := s.redactorFor(r.Context(), lease)
+	chunk, err := s.logAppend(r.Context(), lease, offset, data, q.Get("times"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.Dispatch.AppendLog(r.Context(), lease, offset, data, protocol.FormatLineTimes(times), redact); err != nil {
+	if err := s.Dispatch.AppendLog(r.Context(), lease, chunk.Offset, chunk.Data, chunk.Times, chunk.Redact); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// logAppend checks a chunk of output an agent sends (its size and line
+// times) and readies it for storing with the step's masking.
+func (s *Server) logAppend(ctx context.Context, lease server.Lease, offset int64, data []byte, times string) (server.LogAppend, error) {
+	if offset < 0 || len(data) > maxLogChunk {
+		return server.LogAppend{}, server.Errorf(server.EINVALID, "log chunk at offset %d of %d bytes: the offset must not be negative and the limit is %d bytes",
+			offset, len(data), maxLogChunk)
+	}
+	parsed, err := protocol.ParseLineTimes(times, len(data))
+	if err != nil {
+		return server.LogAppend{}, server.Errorf(server.EINVALID, "times: %v", err)
+	}
+	redact, err := s.redactorFor(ctx, lease)
+	if err != nil {
+		return server.LogAppend{}, err
+	}
+	return server.LogAppend{Offset: offset, Data: data, Times: protocol.FormatLineTimes(parsed), Redact: redact}, nil
+}
+
 // completeStep records a step's result and wakes agents for any steps that
 // became Ready.
 func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	var res protocol.StepResult
-	// Room for the largest outputs JSON-escaped (a newline becomes two bytes).
-	if err := decodeJSON(r, 4*runbook.MaxOutputBytes, &res); err != nil {
+	// Room for the largest outputs JSON-escaped (a newline becomes two
+	// bytes) and the largest log chunk in base64.
+	if err := decodeJSON(r, 4*runbook.MaxOutputBytes+2*maxLogChunk, &res); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -269,17 +291,48 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	}
 	agent := agentFrom(r.Context())
 	stepID := chi.URLParam(r, "id")
-	// For the log line: which run and step (a stale lease finds none).
-	held := s.stepNameOf(r.Context(), server.Lease{StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ID: res.LeaseID})
-	ready, err := s.Dispatch.CompleteStep(r.Context(), server.StepResult{
+	lease := server.Lease{StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, ID: res.LeaseID}
+	result := server.StepResult{
 		StepID: stepID, AgentID: agent.ID, Attempt: res.Attempt, LeaseID: res.LeaseID, ExitCode: res.ExitCode,
 		Reason: res.Reason, Error: res.Error, Outputs: res.Outputs,
-	})
+	}
+	if res.Log != nil {
+		chunk, err := s.logAppend(r.Context(), lease, res.Log.Offset, res.Log.Data, res.Log.Times)
+		switch server.ErrorCode(err) {
+		case "":
+			result.Log = &chunk
+		case server.ECONFLICT, server.ENOTFOUND:
+			// Not the current lease (a retried report, or a stale one):
+			// no log is stored; the completion answers for itself.
+		case server.EINVALID:
+			// The result still counts; the chunk is lost, and said so.
+			s.Logger.WarnContext(r.Context(), "log chunk with a step result refused", slog.String("step_id", stepID),
+				slog.String("agent_id", agent.ID), slog.Any("err", err))
+		default:
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	// For the log line: which run and step (a stale lease finds none).
+	held := s.stepNameOf(r.Context(), lease)
+	ready, err := s.Dispatch.CompleteStep(r.Context(), result)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.maskers.drop(stepID, res.Attempt)
+	// The agent's next step, if it asked for one and may take work.
+	var next *protocol.Reservation
+	if res.Next && agent.State == server.AgentEnabled {
+		if next, err = s.reserveOne(r.Context(), agent); err != nil {
+			// The result is recorded: the agent polls for work as usual.
+			s.Logger.ErrorContext(r.Context(), "reserve with completion", slog.String("agent_id", agent.ID), slog.Any("err", err))
+			next = nil
+		}
+	}
+	if next != nil {
+		ready-- // one of the steps made ready, or an older one: taken
+	}
 	s.Wake.NotifyN(ready)
 	attrs := []any{slog.String("step_id", stepID), slog.String("agent_id", agent.ID), slog.Int("attempt", res.Attempt)}
 	if held.runID != "" {
@@ -295,6 +348,10 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, slog.String("error", res.Error))
 	}
 	s.Logger.InfoContext(r.Context(), "step finished", attrs...)
+	if next != nil {
+		writeJSON(w, http.StatusOK, protocol.CompleteResponse{Next: next})
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

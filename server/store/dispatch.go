@@ -221,16 +221,22 @@ func (s *DB) AppendLog(ctx context.Context, l server.Lease, offset int64, data [
 		if _, err := s.ownedStep(tx, l); err != nil {
 			return err
 		}
-		chunk := data
-		if redact != nil && redact.Longest() > 0 {
-			var err error
-			if chunk, err = redactAcross(tx, l, offset, data, redact); err != nil {
-				return err
-			}
-		}
-		row := stepLogRow{StepID: l.StepID, Attempt: l.Attempt, ByteOffset: offset, Data: chunk, Times: times}
-		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
+		return appendLog(tx, l, server.LogAppend{Offset: offset, Data: data, Times: times, Redact: redact})
 	})
+}
+
+// appendLog stores a chunk of the leased attempt's log, masked across the
+// chunk before it, unless one is stored at that offset already.
+func appendLog(tx *gorm.DB, l server.Lease, c server.LogAppend) error {
+	chunk := c.Data
+	if c.Redact != nil && c.Redact.Longest() > 0 {
+		var err error
+		if chunk, err = redactAcross(tx, l, c.Offset, c.Data, c.Redact); err != nil {
+			return err
+		}
+	}
+	row := stepLogRow{StepID: l.StepID, Attempt: l.Attempt, ByteOffset: c.Offset, Data: chunk, Times: c.Times}
+	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
 }
 
 // redactAcross masks data joined to the tail of the chunk stored before it,
@@ -331,6 +337,16 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	lease := server.Lease{StepID: res.StepID, AgentID: res.AgentID, Attempt: res.Attempt, ID: res.LeaseID}
 	if err := s.lockStepAndRun(tx, res.StepID); err != nil {
 		return 0, err
+	}
+	if res.Log != nil {
+		// The last chunk of output comes with the result. A report whose
+		// lease is not current (a retry of one already recorded, or a
+		// stale one) stores no log; what follows answers it.
+		if _, err := s.ownedStep(tx, lease); err == nil {
+			if err := appendLog(tx, lease, *res.Log); err != nil {
+				return 0, fmt.Errorf("log of step %s: %w", res.StepID, err)
+			}
+		}
 	}
 	var att attemptRow
 	if err := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; err != nil {

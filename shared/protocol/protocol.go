@@ -333,6 +333,19 @@ type AgentConfig struct {
 	// LeaseLength is how long a reserved step stays the agent's without a
 	// renewal; the agent renews every third of it.
 	LeaseLength time.Duration `json:"lease_length"`
+	// Features are the optional parts of the agent API this server takes
+	// (FeatureCompleteLog, ...).
+	Features []string `json:"features,omitempty"`
+}
+
+// Has reports whether the server announced feature f.
+func (c AgentConfig) Has(f string) bool {
+	for _, g := range c.Features {
+		if g == f {
+			return true
+		}
+	}
+	return false
 }
 
 // AgentSettings are an admin's values for one agent's config; zero or
@@ -470,7 +483,37 @@ type StepResult struct {
 	Error    string        `json:"error,omitempty"`
 	// Outputs are the key=value pairs the step wrote to $BATON_OUTPUT.
 	Outputs map[string]string `json:"outputs,omitempty"`
+	// Log is the last chunk of the step's output, stored with the result
+	// (FeatureCompleteLog): one call instead of two for every step.
+	Log *LogChunk `json:"log,omitempty"`
+	// Next asks the server to reserve the agent's next step in the same
+	// call (FeatureCompleteNext); the answer is a CompleteResponse.
+	Next bool `json:"next,omitempty"`
 }
+
+// LogChunk is output at a byte offset of the step's log, with its line
+// times in FormatLineTimes' form (as a log upload's times parameter).
+type LogChunk struct {
+	Offset int64  `json:"offset"`
+	Data   []byte `json:"data"` // base64 in JSON
+	Times  string `json:"times,omitempty"`
+}
+
+// CompleteResponse answers a completion that asked for the next step: 200
+// with Next when one was reserved for the agent; 204 otherwise.
+type CompleteResponse struct {
+	Next *Reservation `json:"next,omitempty"`
+}
+
+// Features a server announces in AgentConfig.Features; an agent uses a
+// feature only when its server announced it (an older server refuses
+// fields it does not know).
+const (
+	// FeatureCompleteLog: StepResult.Log is stored with the result.
+	FeatureCompleteLog = "complete-log"
+	// FeatureCompleteNext: StepResult.Next reserves the next step.
+	FeatureCompleteNext = "complete-next"
+)
 
 // RunSummary is a run without its steps, as GET /api/v1/runs lists it.
 type RunSummary struct {

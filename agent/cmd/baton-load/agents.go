@@ -197,13 +197,17 @@ func (c *observedClient) Reserve(ctx context.Context, wait time.Duration, park b
 	return res, parked, err
 }
 
-func (c *observedClient) Complete(ctx context.Context, stepID string, res protocol.StepResult) error {
+func (c *observedClient) Complete(ctx context.Context, stepID string, res protocol.StepResult) (*protocol.Reservation, error) {
 	sent := time.Now()
-	err := c.Client.Complete(ctx, stepID, res)
+	next, err := c.Client.Complete(ctx, stepID, res)
 	if l := c.f.dispatch.Load(); l != nil {
-		l.stepCompleted(stepID, sent, time.Now(), err)
+		now := time.Now()
+		l.stepCompleted(stepID, sent, now, err)
+		if next != nil {
+			l.stepReserved(next.StepID, now)
+		}
 	}
-	return err
+	return next, err
 }
 
 func (c *observedClient) Events(ctx context.Context, connected func(), handle func(kind string)) error {

@@ -74,7 +74,7 @@ func printChains(w io.Writer, name string, r chainsResult, use metered, postgres
 	lat := Summarize(r.Latency)
 	fmt.Fprintf(w, "%s: %d chain(s) × %d steps; %d steps completed in %s = %.0f steps/s\n",
 		name, r.Chains, r.Length, r.Steps, r.Wall.Round(time.Millisecond), r.StepsPerSecond())
-	fmt.Fprintf(w, "  dispatch latency (predecessor's /complete answered → reservation at an agent): %s\n", lat)
+	fmt.Fprintf(w, "  dispatch latency (predecessor's /complete sent → reservation at an agent): %s\n", lat)
 	if r.Chains > r.Agents {
 		fmt.Fprintf(w, "    (more chains than agents: this includes waiting for a free agent)\n")
 	}

@@ -57,7 +57,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 type dispatchLog struct {
 	mu        sync.Mutex
 	reserved  map[string]time.Time // step id → reservation received by the agent
-	completed map[string]time.Time // step id → 204 to /complete received by the agent
+	completed map[string]time.Time // step id → the answer to /complete received by the agent
+	sent      map[string]time.Time // step id → its acknowledged /complete sent
 	steps     map[string]stepRef   // step id → run and name (from the executor)
 	calls     []time.Duration      // round trip of every successful /complete
 	failed    int                  // /complete calls that failed
@@ -69,7 +70,7 @@ type dispatchLog struct {
 type stepRef struct{ run, name string }
 
 func newDispatchLog(want int) *dispatchLog {
-	return &dispatchLog{reserved: map[string]time.Time{}, completed: map[string]time.Time{},
+	return &dispatchLog{reserved: map[string]time.Time{}, completed: map[string]time.Time{}, sent: map[string]time.Time{},
 		steps: map[string]stepRef{}, want: want, done: make(chan struct{})}
 }
 
@@ -96,6 +97,7 @@ func (l *dispatchLog) stepCompleted(stepID string, sent, answered time.Time, err
 		return // a retried report
 	}
 	l.completed[stepID] = answered
+	l.sent[stepID] = sent
 	l.calls = append(l.calls, answered.Sub(sent))
 	l.last = answered
 	if len(l.completed) == l.want {
@@ -113,9 +115,12 @@ func chainIndex(name string) (int, bool) {
 
 // latencies returns the dispatch latency of every step that became Ready
 // through the completion of its predecessor in the chain: the step's
-// reservation reaching an agent, minus the predecessor's /complete answer
-// reaching its agent. Entry steps (Ready when the run is created) are left
-// out.
+// reservation reaching an agent, minus the moment the predecessor's
+// /complete was sent. The step became Ready inside that call, so this
+// bounds ready → payload at an agent from above; it also holds when the
+// reservation comes back in the answer to a /complete (the next step
+// reserved with a result). Entry steps (Ready when the run is created) are
+// left out.
 func (l *dispatchLog) latencies() []time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -134,7 +139,7 @@ func (l *dispatchLog) latencies() []time.Duration {
 		if !ok {
 			continue
 		}
-		if ready, ok := l.completed[pred]; ok {
+		if ready, ok := l.sent[pred]; ok {
 			out = append(out, got.Sub(ready))
 		}
 	}
