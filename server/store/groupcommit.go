@@ -25,6 +25,8 @@ type groupCommit struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	stopped  chan struct{}
+
+	onBatch func(n int) // tests: called with each batch's size
 }
 
 // maxGroup bounds a batch: its callers wait for the slowest of them.
@@ -102,6 +104,9 @@ func (g *groupCommit) loop() {
 
 // run commits one batch and tells each caller its outcome.
 func (g *groupCommit) run(batch []*groupItem) {
+	if g.onBatch != nil {
+		g.onBatch(len(batch))
+	}
 	errs := make([]error, len(batch))
 	err := g.db.Transaction(func(tx *gorm.DB) error {
 		if len(batch) == 1 {
