@@ -47,12 +47,23 @@ type fakeServer struct {
 	registers int
 	refuse    bool
 	completed chan string
+	// park: a poll that finds nothing while the control channel is up is
+	// answered parked at once, as the server does after its park time.
+	park     bool
+	reserves int // Reserve calls
+	parks    int // of them answered parked
+	// The control channel: drop ends it (the agent reconnects); connects
+	// counts connections, handled the events the Run loop took.
+	drop      chan struct{}
+	connected bool
+	connects  int
+	handled   int
 }
 
 func newFakeServer(steps ...*protocol.Assignment) *fakeServer {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	return &fakeServer{key: key, events: make(chan string, 10), queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{},
-		completed: make(chan string, 100), lease: time.Minute, cancelled: map[string]bool{}, lost: map[string]bool{}, renewals: map[string]int{},
+		completed: make(chan string, 100), drop: make(chan struct{}), lease: time.Minute, cancelled: map[string]bool{}, lost: map[string]bool{}, renewals: map[string]int{},
 		lineTimes: map[string][]absLineTime{}}
 }
 
@@ -74,6 +85,16 @@ func (f *fakeServer) Register(ctx context.Context, req protocol.RegisterRequest)
 }
 
 func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
+	f.mu.Lock()
+	f.reserves++
+	parks := f.park && park && f.connected && len(f.queue) == 0
+	if parks {
+		f.parks++
+	}
+	f.mu.Unlock()
+	if parks {
+		return nil, true, nil
+	}
 	res, err := f.reserve(ctx, wait)
 	return res, false, err
 }
@@ -104,15 +125,48 @@ func (f *fakeServer) reserve(ctx context.Context, wait time.Duration) (*protocol
 }
 
 func (f *fakeServer) Events(ctx context.Context, connected func(), handle func(kind string)) error {
+	f.mu.Lock()
+	f.connected = true
+	f.connects++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.connected = false
+		f.mu.Unlock()
+	}()
 	connected()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-f.drop:
+			return errors.New("connection reset")
 		case k := <-f.events:
-			handle(k)
+			handle(k) // returns once the Run loop has taken it
+			f.mu.Lock()
+			f.handled++
+			f.mu.Unlock()
 		}
 	}
+}
+
+// hint sends an event on the control channel and waits until the agent's
+// Run loop has taken it.
+func (f *fakeServer) hint(t *testing.T, kind string) {
+	t.Helper()
+	f.mu.Lock()
+	want := f.handled + 1
+	f.mu.Unlock()
+	f.events <- kind
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.handled >= want })
+}
+
+// counts returns the fake's Reserve calls, parked answers and control
+// channel connections so far.
+func (f *fakeServer) counts() (reserves, parks, connects int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reserves, f.parks, f.connects
 }
 
 func (f *fakeServer) State(ctx context.Context) (protocol.AgentState, error) {
@@ -508,6 +562,84 @@ func TestLogStreamTimestampsLines(t *testing.T) {
 		}
 		if d := time.UnixMilli(at).Sub(l.at); d < -15*time.Millisecond || d > 15*time.Millisecond {
 			t.Errorf("line %d stamped %s from when it was written (times %+v)", i, d, times)
+		}
+	}
+}
+
+// idleWhileParked has the agent's Run loop take a round of pings (each
+// one a turn of the loop, in which an agent that was not parked would poll)
+// and checks that it did not poll meanwhile.
+func idleWhileParked(t *testing.T, f *fakeServer) {
+	t.Helper()
+	before, _, _ := f.counts()
+	for range 20 {
+		f.hint(t, "ping")
+	}
+	if after, _, _ := f.counts(); after != before {
+		t.Fatalf("a parked agent polled %d times without a work hint", after-before)
+	}
+}
+
+// A parked agent does not poll again until a work hint comes on its
+// control channel; then it polls, and takes the step that is there.
+func TestParkedAgentWaitsForWorkHint(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer()
+	f.park = true
+	a := testAgent(t, f, &scriptExecutor{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	waitFor(t, func() bool { _, parks, _ := f.counts(); return parks >= 1 })
+	idleWhileParked(t, f)
+
+	f.hint(t, "work")
+	waitFor(t, func() bool { _, parks, _ := f.counts(); return parks >= 2 })
+	idleWhileParked(t, f) // parked again: nothing was there
+
+	f.mu.Lock()
+	f.queue = append(f.queue, &protocol.Assignment{StepID: "s1", Attempt: 1, Command: "ok"})
+	f.mu.Unlock()
+	f.hint(t, "work")
+	waitCompleted(t, f, 1)
+	waitFor(t, func() bool { _, parks, _ := f.counts(); return parks == 3 })
+	if reserves, _, _ := f.counts(); reserves != 4 {
+		t.Errorf("%d polls, want 4: three parked, one that took s1", reserves)
+	}
+}
+
+// A parked agent whose control channel drops polls again (hints went to
+// the old channel), and parks again once the channel is back.
+func TestParkedAgentPollsWhenControlChannelReconnects(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer()
+	f.park = true
+	a := testAgent(t, f, &scriptExecutor{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	waitFor(t, func() bool { _, parks, _ := f.counts(); return parks >= 1 })
+	idleWhileParked(t, f)
+	reserves, _, _ := f.counts()
+
+	f.drop <- struct{}{}
+	waitFor(t, func() bool { _, parks, connects := f.counts(); return connects == 2 && parks >= 2 })
+	if now, _, _ := f.counts(); now <= reserves {
+		t.Fatalf("no poll after the control channel came back (%d polls before, %d after)", reserves, now)
+	}
+	// The state checks of the reconnect may unpark it once more; then it
+	// stays parked.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before, _, _ := f.counts()
+		for range 20 {
+			f.hint(t, "ping")
+		}
+		if after, _, _ := f.counts(); after == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent kept polling after the control channel came back: it did not park again")
 		}
 	}
 }
