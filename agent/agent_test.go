@@ -51,6 +51,12 @@ type fakeServer struct {
 	// answered parked at once, as the server does after its park time.
 	park     bool
 	reserves int // Reserve calls
+	polled   int // of them answered with a step
+	// features are what the fake announces (protocol.FeatureCompleteLog,
+	// ...); tails counts log chunks that came with a result.
+	features []string
+	tails    int
+	pool     int // the pool size the fake tells the agent; 0 is 2
 	parks    int // of them answered parked
 	// The control channel: drop ends it (the agent reconnects); connects
 	// counts connections, handled the events the Run loop took.
@@ -80,8 +86,12 @@ func (f *fakeServer) Register(ctx context.Context, req protocol.RegisterRequest)
 		return protocol.RegisterResponse{}, refusal{}
 	}
 	f.agentID, f.agentKey = req.AgentID, req.HPKEKey
-	return protocol.RegisterResponse{AgentID: req.AgentID, Config: protocol.AgentConfig{PoolSize: 2, EvictionTime: time.Minute, LeaseLength: f.lease},
-		ServerKey: f.key.Public().(ed25519.PublicKey)}, nil
+	pool := f.pool
+	if pool == 0 {
+		pool = 2
+	}
+	return protocol.RegisterResponse{AgentID: req.AgentID, Config: protocol.AgentConfig{PoolSize: pool, EvictionTime: time.Minute, LeaseLength: f.lease,
+		Features: f.features}, ServerKey: f.key.Public().(ed25519.PublicKey)}, nil
 }
 
 func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
@@ -103,25 +113,36 @@ func (f *fakeServer) reserve(ctx context.Context, wait time.Duration) (*protocol
 	if err := ctx.Err(); err != nil {
 		return nil, err // as an HTTP call on a cancelled context
 	}
-	f.mu.Lock()
-	if len(f.queue) > 0 {
-		a := f.queue[0]
-		f.queue = f.queue[1:]
+	if res, err := f.next(); res != nil || err != nil {
+		f.mu.Lock()
+		f.polled++
 		f.mu.Unlock()
-		plain, _ := json.Marshal(a)
-		sealed, err := envelope.Seal(f.key, f.agentKey, envelope.Binding{AgentID: f.agentID, StepID: a.StepID, Attempt: a.Attempt}, plain)
-		if f.garbage {
-			sealed[len(sealed)-1] ^= 1
-		}
-		return &protocol.Reservation{StepID: a.StepID, Attempt: a.Attempt, LeaseID: a.LeaseID, Sealed: sealed}, err
+		return res, err
 	}
-	f.mu.Unlock()
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-time.After(wait):
 		return nil, nil
 	}
+}
+
+// next hands out the first queued step, sealed; nil when none is queued.
+func (f *fakeServer) next() (*protocol.Reservation, error) {
+	f.mu.Lock()
+	if len(f.queue) == 0 {
+		f.mu.Unlock()
+		return nil, nil
+	}
+	a := f.queue[0]
+	f.queue = f.queue[1:]
+	f.mu.Unlock()
+	plain, _ := json.Marshal(a)
+	sealed, err := envelope.Seal(f.key, f.agentKey, envelope.Binding{AgentID: f.agentID, StepID: a.StepID, Attempt: a.Attempt}, plain)
+	if f.garbage {
+		sealed[len(sealed)-1] ^= 1
+	}
+	return &protocol.Reservation{StepID: a.StepID, Attempt: a.Attempt, LeaseID: a.LeaseID, Sealed: sealed}, err
 }
 
 func (f *fakeServer) Events(ctx context.Context, connected func(), handle func(kind string)) error {
@@ -227,10 +248,23 @@ func (f *fakeServer) AppendLog(ctx context.Context, stepID string, lease protoco
 
 func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.StepResult) (*protocol.Reservation, error) {
 	f.mu.Lock()
+	if c := res.Log; c != nil {
+		if c.Offset != int64(len(f.logs[stepID])) {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("log chunk at %d, want %d", c.Offset, len(f.logs[stepID]))
+		}
+		f.logs[stepID] = append(f.logs[stepID], c.Data...)
+		f.tails++
+	}
 	f.results[stepID] = res
 	f.mu.Unlock()
+	var next *protocol.Reservation
+	var err error
+	if res.Next {
+		next, err = f.next()
+	}
 	f.completed <- stepID
-	return nil, nil
+	return next, err
 }
 
 // scriptExecutor prints the command and exits with the code in Env["EXIT"];
@@ -640,6 +674,46 @@ func TestParkedAgentPollsWhenControlChannelReconnects(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the agent kept polling after the control channel came back: it did not park again")
+		}
+	}
+}
+
+// With the server's features, a step's last log chunk comes with its
+// result, and the next step comes back in the answer: one poll for three
+// steps, every log complete and in order.
+func TestAgentTakesNextStepWithResult(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(
+		&protocol.Assignment{StepID: "s1", Attempt: 1, Command: "one", Env: map[string]string{"EXIT": "0"}},
+		&protocol.Assignment{StepID: "s2", Attempt: 1, Command: "two", Env: map[string]string{"EXIT": "4"}},
+		&protocol.Assignment{StepID: "s3", Attempt: 1, Command: "three", Env: map[string]string{"EXIT": "0"}},
+	)
+	f.features = []string{protocol.FeatureCompleteLog, protocol.FeatureCompleteNext}
+	f.pool = 1
+	a := testAgent(t, f, &scriptExecutor{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitCompleted(t, f, 3)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.polled != 1 || f.tails != 3 {
+		t.Errorf("%d steps came from polls and %d logs with results; want 1 and 3", f.polled, f.tails)
+	}
+	for id, want := range map[string]string{
+		"s1": "running one\nbaton: step ended: succeeded, exit code 0, container none\n",
+		"s2": "running two\nbaton: step ended: failed (exit_code), exit code 4, container none\n",
+		"s3": "running three\nbaton: step ended: succeeded, exit code 0, container none\n",
+	} {
+		if got := string(f.logs[id]); got != want {
+			t.Errorf("%s log %q, want %q", id, got, want)
+		}
+		if r := f.results[id]; r.Log == nil || r.Log.Times == "" {
+			t.Errorf("%s result carries no log chunk with line times: %+v", id, r.Log)
 		}
 	}
 }

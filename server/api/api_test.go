@@ -808,6 +808,19 @@ func (a *testAgent) open(t *testing.T, ts *testServer, res *response) protocol.A
 	t.Helper()
 	var rsv protocol.Reservation
 	res.decode(t, &rsv)
+	as := a.openReservation(t, ts, rsv)
+	for _, v := range as.Secrets {
+		if bytes.Contains(res.Body, []byte(v)) || bytes.Contains(res.Body, []byte(base64.StdEncoding.EncodeToString([]byte(v)))) {
+			t.Errorf("a secret is readable in the reservation: %s", res.Body)
+		}
+	}
+	return as
+}
+
+// openReservation opens a reservation's sealed assignment as the agent
+// would, and remembers its lease.
+func (a *testAgent) openReservation(t *testing.T, ts *testServer, rsv protocol.Reservation) protocol.Assignment {
+	t.Helper()
 	ts.leases.Store(rsv.StepID, rsv.LeaseID)
 	plain, err := envelope.Open(a.HPKE, ts.key.Public().(ed25519.PublicKey),
 		envelope.Binding{AgentID: a.ID, StepID: rsv.StepID, Attempt: rsv.Attempt}, rsv.Sealed)
@@ -817,11 +830,6 @@ func (a *testAgent) open(t *testing.T, ts *testServer, res *response) protocol.A
 	var as protocol.Assignment
 	if err := json.Unmarshal(plain, &as); err != nil {
 		t.Fatal(err)
-	}
-	for _, v := range as.Secrets {
-		if bytes.Contains(res.Body, []byte(v)) || bytes.Contains(res.Body, []byte(base64.StdEncoding.EncodeToString([]byte(v)))) {
-			t.Errorf("a secret is readable in the reservation: %s", res.Body)
-		}
 	}
 	return as
 }

@@ -84,7 +84,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		release()
-		if held >= 0 {
+		if held >= 0 && s.anyDue(ctx) {
 			s.Wake.Pass(held, nil)
 		}
 	}()
@@ -118,7 +118,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		if held >= 0 {
 			// Nothing here for this agent: if a step is there for others
 			// (labels, limits), let the next look.
-			if n, err := s.Dispatch.DueSteps(ctx, 1); err != nil || n > 0 {
+			if s.anyDue(ctx) {
 				s.Wake.Pass(held, waiter)
 			}
 			held = -1
@@ -168,6 +168,13 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		}
 		rescan.Stop()
 	}
+}
+
+// anyDue reports whether some step is ready for some agent now; true when
+// it cannot tell, so a wake is passed on rather than lost.
+func (s *Server) anyDue(ctx context.Context) bool {
+	n, err := s.Dispatch.DueSteps(ctx, 1)
+	return err != nil || n > 0
 }
 
 // reserveOne reserves the agent's next step and seals its assignment;
