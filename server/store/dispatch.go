@@ -27,11 +27,11 @@ import (
 // reserved by others at this moment.
 func (d *dialect) pickProject() string {
 	return `WITH cand AS (
-	SELECT p.id, p.max_running, p.weight, p.served,
+	SELECT p.id, p.name, p.max_running, p.weight, p.served,
 		(SELECT MAX(s.priority) FROM steps s WHERE s.project_id = p.id AND s.state = ? AND s.not_before <= ? AND ` + d.agentHasLabels + `) AS top,
 		(SELECT COUNT(*) FROM steps r WHERE r.project_id = p.id AND r.state = ?) AS running
 	FROM projects p)
-SELECT id FROM cand WHERE top IS NOT NULL AND (max_running = 0 OR running < max_running)
+SELECT id, name FROM cand WHERE top IS NOT NULL AND (max_running = 0 OR running < max_running)
 ORDER BY top DESC, ` + d.share + `, served, id LIMIT 4`
 }
 
@@ -92,7 +92,7 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string, lease time.Duratio
 				return nil
 			}
 		}
-		var projects []string
+		var projects []candidate
 		if err := tx.Raw(s.d.pickProject(), engine.StepReady, now.UnixMilli(), agentID, engine.StepRunning).Scan(&projects).Error; err != nil {
 			return fmt.Errorf("pick project: %w", err)
 		}
@@ -110,20 +110,29 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string, lease time.Duratio
 	return step, run, nil
 }
 
+// candidate is a project pickProject found with a step to hand out.
+type candidate struct{ ID, Name string }
+
 // reserveIn reserves the project's best step for the agent, if it has one
-// the agent can take and is below its concurrency limit.
-func (s *DB) reserveIn(tx *gorm.DB, projectID, agentID string, now time.Time, lease time.Duration) (*server.Step, *server.Run, error) {
-	var p projectRow
-	if err := s.locking(tx).Where("id = ?", projectID).Take(&p).Error; err != nil {
-		return nil, nil, fmt.Errorf("project %s: %w", projectID, err)
-	}
-	if p.MaxRunning > 0 {
-		var running int64
-		if err := tx.Model(&stepRow{}).Where("project_id = ? AND state = ?", projectID, engine.StepRunning).Count(&running).Error; err != nil {
-			return nil, nil, fmt.Errorf("count running steps of project %s: %w", p.Name, err)
+// the agent can take and is below its concurrency limit. On SQLite the
+// transaction that picked the project is the only writer, so the pick's
+// limit check holds; with several replicas (PostgreSQL) the project's row
+// is locked and its running steps counted again.
+func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID string, now time.Time, lease time.Duration) (*server.Step, *server.Run, error) {
+	projectID := c.ID
+	if s.d.locks {
+		var p projectRow
+		if err := s.locking(tx).Where("id = ?", projectID).Take(&p).Error; err != nil {
+			return nil, nil, fmt.Errorf("project %s: %w", projectID, err)
 		}
-		if running >= int64(p.MaxRunning) {
-			return nil, nil, nil
+		if p.MaxRunning > 0 {
+			var running int64
+			if err := tx.Model(&stepRow{}).Where("project_id = ? AND state = ?", projectID, engine.StepRunning).Count(&running).Error; err != nil {
+				return nil, nil, fmt.Errorf("count running steps of project %s: %w", p.Name, err)
+			}
+			if running >= int64(p.MaxRunning) {
+				return nil, nil, nil
+			}
 		}
 	}
 	leaseID := uuid.NewString()
@@ -139,7 +148,7 @@ func (s *DB) reserveIn(tx *gorm.DB, projectID, agentID string, now time.Time, le
 	// served orders projects with equal shares: the one served longest ago
 	// goes first.
 	if err := tx.Exec(`UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, projectID).Error; err != nil {
-		return nil, nil, fmt.Errorf("serve project %s: %w", p.Name, err)
+		return nil, nil, fmt.Errorf("serve project %s: %w", c.Name, err)
 	}
 	step, err := rows[0].domain()
 	if err != nil {
@@ -163,7 +172,7 @@ func (s *DB) reserveIn(tx *gorm.DB, projectID, agentID string, now time.Time, le
 	if err := s.notify(tx, step.RunID, step.Name, string(engine.StepRunning), ""); err != nil {
 		return nil, nil, err
 	}
-	run := &server.Run{ID: step.RunID, Project: p.Name}
+	run := &server.Run{ID: step.RunID, Project: c.Name}
 	var found []struct {
 		Source, CiSource string
 		Untrusted        bool
@@ -338,16 +347,6 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	if err := s.lockStepAndRun(tx, res.StepID); err != nil {
 		return 0, err
 	}
-	if res.Log != nil {
-		// The last chunk of output comes with the result. A report whose
-		// lease is not current (a retry of one already recorded, or a
-		// stale one) stores no log; what follows answers it.
-		if _, err := s.ownedStep(tx, lease); err == nil {
-			if err := appendLog(tx, lease, *res.Log); err != nil {
-				return 0, fmt.Errorf("log of step %s: %w", res.StepID, err)
-			}
-		}
-	}
 	var att attemptRow
 	if err := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; err != nil {
 		if !errors.Is(err, gorm.ErrRecordNotFound) {
@@ -368,6 +367,13 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	row, err := s.ownedStep(tx, lease)
 	if err != nil {
 		return 0, err
+	}
+	if res.Log != nil {
+		// The last chunk of output comes with the result, stored before
+		// the result is judged. (A retried or stale report stores none.)
+		if err := appendLog(tx, lease, *res.Log); err != nil {
+			return 0, fmt.Errorf("log of step %s: %w", res.StepID, err)
+		}
 	}
 	step, err := row.domain()
 	if err != nil {
