@@ -57,7 +57,11 @@ type fakeServer struct {
 	features []string
 	tails    int
 	pool     int // the pool size the fake tells the agent; 0 is 2
-	parks    int // of them answered parked
+	// plain: Complete refuses log and next with 400, as a server that
+	// does not know them (one replica of a rolling upgrade).
+	plain        bool
+	refusedParts int
+	parks        int // of them answered parked
 	// The control channel: drop ends it (the agent reconnects); connects
 	// counts connections, handled the events the Run loop took.
 	drop      chan struct{}
@@ -248,6 +252,11 @@ func (f *fakeServer) AppendLog(ctx context.Context, stepID string, lease protoco
 
 func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.StepResult) (*protocol.Reservation, error) {
 	f.mu.Lock()
+	if f.plain && (res.Log != nil || res.Next) {
+		f.refusedParts++
+		f.mu.Unlock()
+		return nil, statusError(http.StatusBadRequest) // unknown fields
+	}
 	if c := res.Log; c != nil {
 		if c.Offset != int64(len(f.logs[stepID])) {
 			f.mu.Unlock()
@@ -715,5 +724,38 @@ func TestAgentTakesNextStepWithResult(t *testing.T) {
 		if r := f.results[id]; r.Log == nil || r.Log.Times == "" {
 			t.Errorf("%s result carries no log chunk with line times: %+v", id, r.Log)
 		}
+	}
+}
+
+// A server that refuses the result's optional parts (another replica, not
+// yet upgraded, though one announced them) still gets every result and
+// every byte of output, the plain way.
+func TestAgentReportsPlainlyWhenOptionalPartsAreRefused(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(
+		&protocol.Assignment{StepID: "s1", Attempt: 1, Command: "one", Env: map[string]string{"EXIT": "0"}},
+		&protocol.Assignment{StepID: "s2", Attempt: 1, Command: "two", Env: map[string]string{"EXIT": "5"}},
+	)
+	f.features = []string{protocol.FeatureCompleteLog, protocol.FeatureCompleteNext}
+	f.plain = true
+	a := testAgent(t, f, &scriptExecutor{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitCompleted(t, f, 2)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refusedParts != 2 {
+		t.Errorf("%d reports refused for their optional parts, want 2", f.refusedParts)
+	}
+	if r := f.results["s2"]; r.ExitCode == nil || *r.ExitCode != 5 || r.Log != nil || r.Next {
+		t.Errorf("s2 result %+v", r)
+	}
+	if got, want := string(f.logs["s2"]), "running two\nbaton: step ended: failed (exit_code), exit code 5, container none\n"; got != want {
+		t.Errorf("s2 log %q, want %q", got, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -199,6 +200,20 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		next, err := a.Client.Complete(reportCtx, stepID, res)
+		if err != nil && isBadRequest(err) && (res.Log != nil || res.Next) {
+			// A server that does not take what its replica announced (a
+			// rolling upgrade): the plain report, the chunk uploaded first.
+			log.Warn("the server refused the result's optional parts; reporting without them", slog.Any("err", err))
+			if c := res.Log; c != nil {
+				times, _ := protocol.ParseLineTimes(c.Times, len(c.Data))
+				if err := a.Client.AppendLog(reportCtx, stepID, protocol.LeaseRequest{Attempt: res.Attempt, LeaseID: res.LeaseID},
+					c.Offset, c.Data, times); err != nil {
+					log.Warn("log upload failed; output lost", slog.Any("err", err))
+				}
+			}
+			res.Log, res.Next = nil, false
+			next, err = a.Client.Complete(reportCtx, stepID, res)
+		}
 		if err == nil || IsRefused(err) {
 			if err != nil {
 				log.Error("step result refused", slog.Any("err", err))
@@ -215,6 +230,12 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res
 		case <-time.After(delay):
 		}
 	}
+}
+
+// isBadRequest reports whether the server answered 400.
+func isBadRequest(err error) bool {
+	var s interface{ HTTPStatus() int }
+	return errors.As(err, &s) && s.HTTPStatus() == http.StatusBadRequest
 }
 
 // endLine ends a step's log with how it ended: result, failure class,
