@@ -57,7 +57,13 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 	// this poll when nothing comes for ParkAfter (protocol.HeaderParked).
 	var parkAt <-chan time.Time
 	if s.ParkAfter > 0 && r.URL.Query().Get("park") == "1" {
-		t := time.NewTimer(min(wait, s.ParkAfter))
+		after := min(wait, s.ParkAfter)
+		if s.Wake.IsParked(agent.ID) {
+			// Parked and not hinted since: its periodic look. It goes back
+			// to being parked after one look rather than hold a poll.
+			after = 0
+		}
+		t := time.NewTimer(after)
 		defer t.Stop()
 		parkAt = t.C
 	}

@@ -162,3 +162,25 @@ func TestReserveParksOnlyWithControlChannelAndParkAfter(t *testing.T) {
 		})
 	}
 }
+
+// A parked agent's periodic look (parked, not hinted since) is answered
+// parked after one look, not held for the park time again.
+func TestParkedAgentsLookIsParkedAtOnce(t *testing.T) {
+	t.Parallel()
+	const parkAfter = time.Second
+	ts := newTestServerWith(t, func(s *api.Server) { s.ParkAfter = parkAfter })
+	agent := ts.newAgent(t, "looker")
+	agent.controlStream(t, ts)
+
+	first := agent.reservePark(t, ts, "20s")
+	if first.Header.Get(protocol.HeaderParked) != "1" || first.elapsed < parkAfter {
+		t.Fatalf("first poll: parked %q after %s, want parked after %s", first.Header.Get(protocol.HeaderParked), first.elapsed, parkAfter)
+	}
+	look := agent.reservePark(t, ts, "20s")
+	if look.Header.Get(protocol.HeaderParked) != "1" || look.elapsed >= parkAfter/2 {
+		t.Errorf("periodic look: parked %q after %s, want parked at once", look.Header.Get(protocol.HeaderParked), look.elapsed)
+	}
+	// Work that is there is still taken by the look.
+	ts.createRun(t, "look", "steps:\n  - name: a\n    command: x\n")
+	agent.reserveStep(t, ts, "a")
+}

@@ -106,6 +106,14 @@ func (w *Wake) unparkLocked(agentID string) int {
 	return -1
 }
 
+// IsParked reports whether the agent is parked here and was not hinted
+// since: a poll from it now is its periodic look (protocol.ParkedRecheck).
+func (w *Wake) IsParked(agentID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.byAgent[agentID] != nil
+}
+
 // Parked is how many agents are parked here.
 func (w *Wake) Parked() int {
 	w.mu.Lock()
