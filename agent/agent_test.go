@@ -323,15 +323,7 @@ func TestAgentRunsAndReportsSteps(t *testing.T) {
 		&protocol.Assignment{StepID: "s1", Attempt: 1, Command: "ok", Env: map[string]string{"EXIT": "0", "OUTPUTS": "version=1.2\nbad line\n"}},
 		&protocol.Assignment{StepID: "s2", Attempt: 1, Command: "bad", Env: map[string]string{"EXIT": "3"}},
 	)
-	a := testAgent(t, f, &scriptExecutor{})
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	waitCompleted(t, f, 2)
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	runUntilCompleted(t, testAgent(t, f, &scriptExecutor{}), f, 2)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r := f.results["s1"]; r.ExitCode == nil || *r.ExitCode != 0 || r.Attempt != 1 || r.Outputs["version"] != "1.2" || len(r.Outputs) != 1 {
@@ -428,6 +420,20 @@ func TestLogStreamUploadsEverythingInOrder(t *testing.T) {
 	defer f.mu.Unlock()
 	if !bytes.Equal(f.logs["step"], want.Bytes()) {
 		t.Fatalf("uploaded %d bytes, want %d identical bytes", len(f.logs["step"]), want.Len())
+	}
+}
+
+// runUntilCompleted runs the agent until the fake has n results, then
+// stops it and checks that Run returned cleanly.
+func runUntilCompleted(t *testing.T, a *Agent, f *fakeServer, n int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitCompleted(t, f, n)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
 
@@ -623,18 +629,26 @@ func idleWhileParked(t *testing.T, f *fakeServer) {
 	}
 }
 
-// A parked agent does not poll again until a work hint comes on its
-// control channel; then it polls, and takes the step that is there.
-func TestParkedAgentWaitsForWorkHint(t *testing.T) {
-	t.Parallel()
+// parkedAgent runs an agent against a fake that parks it, until the test
+// ends, and returns the fake once the agent is parked and stays so.
+func parkedAgent(t *testing.T) *fakeServer {
+	t.Helper()
 	f := newFakeServer()
 	f.park = true
 	a := testAgent(t, f, &scriptExecutor{})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go a.Run(ctx)
 	waitFor(t, func() bool { _, parks, _ := f.counts(); return parks >= 1 })
 	idleWhileParked(t, f)
+	return f
+}
+
+// A parked agent does not poll again until a work hint comes on its
+// control channel; then it polls, and takes the step that is there.
+func TestParkedAgentWaitsForWorkHint(t *testing.T) {
+	t.Parallel()
+	f := parkedAgent(t)
 
 	f.hint(t, "work")
 	waitFor(t, func() bool { _, parks, _ := f.counts(); return parks >= 2 })
@@ -655,14 +669,7 @@ func TestParkedAgentWaitsForWorkHint(t *testing.T) {
 // the old channel), and parks again once the channel is back.
 func TestParkedAgentPollsWhenControlChannelReconnects(t *testing.T) {
 	t.Parallel()
-	f := newFakeServer()
-	f.park = true
-	a := testAgent(t, f, &scriptExecutor{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go a.Run(ctx)
-	waitFor(t, func() bool { _, parks, _ := f.counts(); return parks >= 1 })
-	idleWhileParked(t, f)
+	f := parkedAgent(t)
 	reserves, _, _ := f.counts()
 
 	f.drop <- struct{}{}
@@ -699,15 +706,7 @@ func TestAgentTakesNextStepWithResult(t *testing.T) {
 	)
 	f.features = []string{protocol.FeatureCompleteLog, protocol.FeatureCompleteNext}
 	f.pool = 1
-	a := testAgent(t, f, &scriptExecutor{})
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	waitCompleted(t, f, 3)
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	runUntilCompleted(t, testAgent(t, f, &scriptExecutor{}), f, 3)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.polled != 1 || f.tails != 3 {
@@ -738,15 +737,7 @@ func TestAgentReportsPlainlyWhenOptionalPartsAreRefused(t *testing.T) {
 	)
 	f.features = []string{protocol.FeatureCompleteLog, protocol.FeatureCompleteNext}
 	f.plain = true
-	a := testAgent(t, f, &scriptExecutor{})
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	waitCompleted(t, f, 2)
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	runUntilCompleted(t, testAgent(t, f, &scriptExecutor{}), f, 2)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.refusedParts != 2 {

@@ -16,6 +16,18 @@ import (
 	"github.com/baton-ci/baton/server/control"
 )
 
+// newHub serves a hub's streams on a test server, both closed when the
+// test ends; ?agent= names the agent.
+func newHub(t *testing.T, writeTimeout time.Duration) (*control.Hub, *httptest.Server) {
+	t.Helper()
+	hub := control.New(writeTimeout, slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.Serve(w, r, r.URL.Query().Get("agent"))
+	}))
+	t.Cleanup(func() { srv.Close(); hub.Close() })
+	return hub, srv
+}
+
 // listen opens an agent's stream and reports each event kind it reads.
 func listen(ctx context.Context, t *testing.T, url string, got chan<- string) {
 	t.Helper()
@@ -141,12 +153,7 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 // stream is never read.
 func TestHungUpAgentIsDropped(t *testing.T) {
 	t.Parallel()
-	hub := control.New(time.Second, slog.New(slog.DiscardHandler))
-	defer hub.Close()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hub.Serve(w, r, r.URL.Query().Get("agent"))
-	}))
-	defer srv.Close()
+	hub, srv := newHub(t, time.Second)
 	stop := make(chan struct{})
 	defer close(stop)
 	go hub.Ping(20*time.Millisecond, stop)
@@ -227,12 +234,7 @@ func waitUntil(t *testing.T, cond func() bool, what string) {
 // replicas, only reaches agents connected here.
 func TestNotifyBroadcastsDeliverDoesNot(t *testing.T) {
 	t.Parallel()
-	hub := control.New(time.Second, slog.New(slog.DiscardHandler))
-	defer hub.Close()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hub.Serve(w, r, r.URL.Query().Get("agent"))
-	}))
-	defer srv.Close()
+	hub, srv := newHub(t, time.Second)
 	var mu sync.Mutex
 	var sent []string
 	hub.SetBroadcast(func(agentIDs []string, kind string) {
