@@ -347,25 +347,28 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	if err := s.lockStepAndRun(tx, res.StepID); err != nil {
 		return 0, err
 	}
-	var att attemptRow
-	if err := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; err != nil {
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return 0, fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, err)
-		}
-		_, err := s.ownedStep(tx, lease)
-		return 0, err // ENOTFOUND for an unknown step, else ECONFLICT
-	}
-	if att.AgentID != res.AgentID || att.LeaseID != res.LeaseID {
-		return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent under lease %q", res.StepID, res.Attempt, res.LeaseID)
-	}
-	if att.FinishedAt != nil {
-		if att.Reported == reportKey(res) {
-			return 0, nil // a retried report
-		}
-		return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
-	}
+	// The step running under this lease is the common case; only a report
+	// that finds it otherwise needs the attempt's record to tell a retried
+	// report (acknowledged) from a stale one. (While the step runs under
+	// the lease, its attempt has not ended: ending it moves the step on.)
 	row, err := s.ownedStep(tx, lease)
 	if err != nil {
+		var att attemptRow
+		if aerr := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; aerr != nil {
+			if !errors.Is(aerr, gorm.ErrRecordNotFound) {
+				return 0, fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, aerr)
+			}
+			return 0, err // ENOTFOUND for an unknown step, else ECONFLICT
+		}
+		if att.AgentID != res.AgentID || att.LeaseID != res.LeaseID {
+			return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent under lease %q", res.StepID, res.Attempt, res.LeaseID)
+		}
+		if att.FinishedAt != nil {
+			if att.Reported == reportKey(res) {
+				return 0, nil // a retried report
+			}
+			return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
+		}
 		return 0, err
 	}
 	if res.Log != nil {
