@@ -424,7 +424,7 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	if retry {
 		return 1, nil
 	}
-	return s.advance(tx, row.RunID, row.Name)
+	return s.advance(tx, row.RunID, row.Name, true)
 }
 
 // judge decides how an attempt ended: the agent's report, then the step's
@@ -479,8 +479,10 @@ func reportKey(res server.StepResult) string {
 // dependents of changed are loaded (and, as skips and failures propagate,
 // of the steps that ended with them), with the states of their
 // dependencies, so completing a step costs the same in a 10-step run and a
-// 1,000-step one. It returns how many steps became Ready.
-func (s *DB) advance(tx *gorm.DB, runID, changed string) (int, error) {
+// 1,000-step one. It returns how many steps became Ready. wasRunning says
+// that changed was running until now, so the run's state is running: while
+// one of its steps runs, nothing sets it otherwise.
+func (s *DB) advance(tx *gorm.DB, runID, changed string, wasRunning bool) (int, error) {
 	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
 		return pendingDependents(tx, runID, frontier)
 	}, []string{changed})
@@ -490,6 +492,9 @@ func (s *DB) advance(tx *gorm.DB, runID, changed string) (int, error) {
 	if ready > 0 {
 		// A step has ended and another is Ready: the counts can only say
 		// running, so there is no need to count.
+		if wasRunning {
+			return ready, nil // and it says so already
+		}
 		return ready, s.markRunRunning(tx, runID)
 	}
 	return 0, s.updateRunState(tx, runID, s.now())

@@ -179,7 +179,7 @@ func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve
 			if err := s.notify(tx, runID, stepName, string(engine.StepFailed), string(engine.ReasonRejected)); err != nil {
 				return err
 			}
-			ready, err = s.advance(tx, runID, stepName)
+			ready, err = s.advance(tx, runID, stepName, false)
 			return err
 		}
 		if err := tx.Model(&stepRow{}).Where("id = ?", row.ID).Update("reason", engine.ReasonApproved).Error; err != nil {
