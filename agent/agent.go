@@ -370,6 +370,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			case stepDone:
 				delete(held, m.stepID)
+				if m.next != nil && held[m.next.StepID] != nil {
+					m.next = nil // handed out twice (a report was retried): it runs already
+				}
 				if m.next != nil {
 					// Given with the result: it takes the ended step's
 					// place (run even if we stopped taking work, as above).

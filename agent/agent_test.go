@@ -61,7 +61,11 @@ type fakeServer struct {
 	// does not know them (one replica of a rolling upgrade).
 	plain        bool
 	refusedParts int
-	parks        int // of them answered parked
+	// loseAnswers: this many reports are recorded but their answers lost
+	// (a network error); a retry gets the step handed with the first.
+	loseAnswers int
+	handed      map[string]*protocol.Reservation
+	parks       int // of them answered parked
 	// The control channel: drop ends it (the agent reconnects); connects
 	// counts connections, handled the events the Run loop took.
 	drop      chan struct{}
@@ -74,7 +78,7 @@ func newFakeServer(steps ...*protocol.Assignment) *fakeServer {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	return &fakeServer{key: key, events: make(chan string, 10), queue: steps, logs: map[string][]byte{}, results: map[string]protocol.StepResult{},
 		completed: make(chan string, 100), drop: make(chan struct{}), lease: time.Minute, cancelled: map[string]bool{}, lost: map[string]bool{}, renewals: map[string]int{},
-		lineTimes: map[string][]absLineTime{}}
+		lineTimes: map[string][]absLineTime{}, handed: map[string]*protocol.Reservation{}}
 }
 
 type refusal struct{}
@@ -257,6 +261,14 @@ func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.S
 		f.mu.Unlock()
 		return nil, statusError(http.StatusBadRequest) // unknown fields
 	}
+	if h, ok := f.handed[stepID]; ok {
+		// A retried report, as the server answers it: the same next step.
+		f.mu.Unlock()
+		if !res.Next {
+			h = nil
+		}
+		return h, nil
+	}
 	if c := res.Log; c != nil {
 		if c.Offset != int64(len(f.logs[stepID])) {
 			f.mu.Unlock()
@@ -273,6 +285,16 @@ func (f *fakeServer) Complete(ctx context.Context, stepID string, res protocol.S
 		next, err = f.next()
 	}
 	f.completed <- stepID
+	f.mu.Lock()
+	lose := f.loseAnswers > 0
+	if lose {
+		f.loseAnswers--
+		f.handed[stepID] = next
+	}
+	f.mu.Unlock()
+	if lose {
+		return nil, errors.New("connection reset by peer") // recorded; the answer is lost
+	}
 	return next, err
 }
 
@@ -748,5 +770,27 @@ func TestAgentReportsPlainlyWhenOptionalPartsAreRefused(t *testing.T) {
 	}
 	if got, want := string(f.logs["s2"]), "running two\nbaton: step ended: failed (exit_code), exit code 5, container none\n"; got != want {
 		t.Errorf("s2 log %q, want %q", got, want)
+	}
+}
+
+// A report whose answer is lost is retried; the next step that answer
+// carried comes with the retry, and runs once.
+func TestAgentGetsNextStepWhenItsReportIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer(
+		&protocol.Assignment{StepID: "s1", Attempt: 1, Command: "one", Env: map[string]string{"EXIT": "0"}},
+		&protocol.Assignment{StepID: "s2", Attempt: 1, Command: "two", Env: map[string]string{"EXIT": "0"}},
+	)
+	f.features = []string{protocol.FeatureCompleteLog, protocol.FeatureCompleteNext}
+	f.pool = 1
+	f.loseAnswers = 1
+	runUntilCompleted(t, testAgent(t, f, &scriptExecutor{}), f, 2)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.polled != 1 {
+		t.Errorf("%d steps came from polls, want 1 (s2 came with the retried report)", f.polled)
+	}
+	if got, want := string(f.logs["s2"]), "running two\nbaton: step ended: succeeded, exit code 0, container none\n"; got != want {
+		t.Errorf("s2 log %q, want %q (it ran once)", got, want)
 	}
 }

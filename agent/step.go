@@ -193,8 +193,8 @@ func (a *Agent) runStep(ctx context.Context, asg *protocol.Assignment, opts step
 // killed step still gets its final word in.
 //
 // It returns the next step the server reserved with the result, if it
-// asked (res.Next). A retry does not ask again: if the lost answer had
-// carried a step, that step's lease lapses and it is retried elsewhere.
+// asked (res.Next). A retry asks again: if the lost answer carried a step,
+// the server hands the same one out again.
 func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res protocol.StepResult, within time.Duration) *protocol.Reservation {
 	reportCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), within)
 	defer cancel()
@@ -220,7 +220,6 @@ func (a *Agent) report(ctx context.Context, log *slog.Logger, stepID string, res
 			}
 			return next
 		}
-		res.Next = false
 		delay := networkBackoff.Delay(attempt)
 		log.Warn("reporting step result failed; retrying", slog.Any("err", err), slog.Duration("retry_in", delay))
 		select {

@@ -253,6 +253,12 @@ type Dispatcher interface {
 	// nil, nil when no step is Ready. The run it returns carries only its
 	// ID, Project, Source, CISource and Untrusted.
 	ReserveStep(ctx context.Context, agentID string, lease time.Duration) (*Step, *Run, error)
+	// ReserveStepAs is ReserveStep with the new lease's id chosen by the
+	// caller (see LeasedStep).
+	ReserveStepAs(ctx context.Context, agentID, leaseID string, lease time.Duration) (*Step, *Run, error)
+	// LeasedStep returns the step running for agentID under leaseID, with
+	// its run as ReserveStep returns it; nil when there is none.
+	LeasedStep(ctx context.Context, agentID, leaseID string) (*Step, *Run, error)
 	// RenewLease extends a held lease by d; ECONFLICT when it is not the
 	// step's current lease (expired and re-queued, or ended).
 	RenewLease(ctx context.Context, l Lease, d time.Duration) (Renewal, error)

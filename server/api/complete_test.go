@@ -93,3 +93,37 @@ func TestCompletionNextOnlyForEnabledAgents(t *testing.T) {
 		t.Errorf("log %q: the invalid chunk was stored", res.Body)
 	}
 }
+
+// A report retried because its answer was lost gets the step that answer
+// carried, under the same lease, not another one: the first stays the
+// agent's and would otherwise wait out its lease.
+func TestRetriedReportGetsTheSameNextStep(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	agent := ts.newAgent(t, "retrier")
+	ts.createRun(t, "retry", "steps:\n  - name: a\n    command: x\n  - name: b\n    command: x\n    depends_on: [a]\n"+
+		"  - name: c\n    command: x\n    depends_on: [a]\n")
+	a := agent.reserveStep(t, ts, "a")
+	result := protocol.StepResult{Attempt: 1, ExitCode: new(0), Next: true}
+	var first, again protocol.CompleteResponse
+	res := agent.complete(t, ts, a.StepID, result)
+	wantStatus(t, "complete a", res, http.StatusOK)
+	res.decode(t, &first)
+	res = agent.complete(t, ts, a.StepID, result) // the answer was lost
+	wantStatus(t, "complete a again", res, http.StatusOK)
+	res.decode(t, &again)
+	if first.Next == nil || again.Next == nil {
+		t.Fatalf("next steps %+v and %+v", first.Next, again.Next)
+	}
+	if again.Next.StepID != first.Next.StepID || again.Next.LeaseID != first.Next.LeaseID || again.Next.Attempt != 1 {
+		t.Errorf("the retried report got step %s under lease %s, want %s under %s", again.Next.StepID, again.Next.LeaseID,
+			first.Next.StepID, first.Next.LeaseID)
+	}
+	handed := agent.openReservation(t, ts, *again.Next)
+	if handed.StepID != first.Next.StepID {
+		t.Errorf("sealed assignment for %s", handed.StepID)
+	}
+	// The other ready step is still there for whoever asks.
+	other := ts.newAgent(t, "other")
+	other.reserveStep(t, ts, map[string]string{"b": "c", "c": "b"}[handed.StepName])
+}

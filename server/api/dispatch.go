@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/server/control"
@@ -111,7 +112,7 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, server.Errorf(server.ECONFLICT, "agent is %s: it takes no work", cur.State))
 			return
 		}
-		res, err := s.reserveOne(ctx, agent)
+		res, err := s.reserveOne(ctx, agent, "")
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -183,50 +184,84 @@ func (s *Server) anyDue(ctx context.Context) bool {
 	return err != nil || n > 0
 }
 
-// reserveOne reserves the agent's next step and seals its assignment;
-// nil when there is none. A step whose secrets or credentials cannot be
-// opened is failed at once rather than handed out without them.
-func (s *Server) reserveOne(ctx context.Context, agent *server.Agent) (*protocol.Reservation, error) {
+// reserveOne reserves the agent's next step (under leaseID, or a fresh
+// lease when empty) and seals its assignment; nil when there is none. A
+// step whose secrets or credentials cannot be opened is failed at once
+// rather than handed out without them.
+func (s *Server) reserveOne(ctx context.Context, agent *server.Agent, leaseID string) (*protocol.Reservation, error) {
 	for {
-		step, run, err := s.Dispatch.ReserveStep(ctx, agent.ID, s.AgentConfig.LeaseLength)
+		step, run, err := s.Dispatch.ReserveStepAs(ctx, agent.ID, leaseID, s.AgentConfig.LeaseLength)
 		if err != nil || step == nil {
 			return nil, err
 		}
 		s.Metrics.ObserveDispatch(step.ReadyAt, time.Now())
-		secrets, err := s.openSecretValues(ctx, run.Project, step.Environment, step.Secrets)
-		var srcCred, ciCred *protocol.GitCredentials
-		var credMask map[string]string
-		if err == nil {
-			srcCred, ciCred, credMask, err = s.sourceCredentials(ctx, run)
-		}
+		res, err := s.assign(ctx, agent, step, run)
 		if err != nil {
-			s.Logger.ErrorContext(ctx, "step secrets", slog.String("step_id", step.ID), slog.Any("err", err))
+			s.Logger.ErrorContext(ctx, "step cannot be handed out", slog.String("step_id", step.ID), slog.Any("err", err))
 			if _, cerr := s.Dispatch.CompleteStep(ctx, server.StepResult{StepID: step.ID, AgentID: agent.ID,
 				Attempt: step.Attempt, LeaseID: step.LeaseID, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
 				return nil, cerr
 			}
 			continue
 		}
-		s.maskers.put(step.ID, step.Attempt, secrets, credMask)
-		s.names.put(step.ID, step.Attempt, step.RunID, step.Name)
 		s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
 			slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
-		asg := protocol.Assignment{
-			StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
-			LeaseID: step.LeaseID, Source: wireSource(run.Source), CISource: wireSource(run.CISource), Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout, Memory: step.Memory, NanoCPUs: step.NanoCPUs,
-			SourceCredentials: srcCred, CISourceCredentials: ciCred,
-		}
-		plain, err := json.Marshal(asg)
-		if err != nil {
-			return nil, err
-		}
-		sealed, err := envelope.Seal(s.SigningKey, agent.HPKEKey,
-			envelope.Binding{AgentID: agent.ID, StepID: step.ID, Attempt: step.Attempt}, plain)
-		if err != nil {
-			return nil, err
-		}
-		return &protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt, LeaseID: step.LeaseID, Sealed: sealed}, nil
+		return res, nil
 	}
+}
+
+// nextLease is the lease id of the step handed out with the result of the
+// attempt held under leaseID: derived, so a retried report finds the step
+// the lost answer carried (LeasedStep) and hands it out again.
+func nextLease(leaseID string) string {
+	return uuid.NewSHA1(nextLeaseSpace, []byte(leaseID)).String()
+}
+
+var nextLeaseSpace = uuid.MustParse("6f1c2a36-9d0e-4b8e-a6a4-3c1f0e2d7b95")
+
+// nextStep is the step handed out with a result: the one a first report
+// already took, if its answer was lost, else a new reservation.
+func (s *Server) nextStep(ctx context.Context, agent *server.Agent, leaseID string) (*protocol.Reservation, error) {
+	step, run, err := s.Dispatch.LeasedStep(ctx, agent.ID, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if step != nil {
+		s.Logger.InfoContext(ctx, "step handed out again with a retried report", slog.String("step_id", step.ID),
+			slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
+		return s.assign(ctx, agent, step, run)
+	}
+	return s.reserveOne(ctx, agent, leaseID)
+}
+
+// assign seals a reserved step's assignment for its agent, with its
+// secrets and the repository credentials it may have.
+func (s *Server) assign(ctx context.Context, agent *server.Agent, step *server.Step, run *server.Run) (*protocol.Reservation, error) {
+	secrets, err := s.openSecretValues(ctx, run.Project, step.Environment, step.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	srcCred, ciCred, credMask, err := s.sourceCredentials(ctx, run)
+	if err != nil {
+		return nil, err
+	}
+	s.maskers.put(step.ID, step.Attempt, secrets, credMask)
+	s.names.put(step.ID, step.Attempt, step.RunID, step.Name)
+	asg := protocol.Assignment{
+		StepID: step.ID, RunID: step.RunID, Project: run.Project, StepName: step.Name, Attempt: step.Attempt,
+		LeaseID: step.LeaseID, Source: wireSource(run.Source), CISource: wireSource(run.CISource), Image: step.Image, Command: step.Command, Args: step.Args, Env: step.Env, Secrets: secrets, Timeout: step.Timeout, Memory: step.Memory, NanoCPUs: step.NanoCPUs,
+		SourceCredentials: srcCred, CISourceCredentials: ciCred,
+	}
+	plain, err := json.Marshal(asg)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := envelope.Seal(s.SigningKey, agent.HPKEKey,
+		envelope.Binding{AgentID: agent.ID, StepID: step.ID, Attempt: step.Attempt}, plain)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt, LeaseID: step.LeaseID, Sealed: sealed}, nil
 }
 
 // appendLog stores a chunk of a running step's output:
@@ -337,7 +372,7 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	// The agent's next step, if it asked for one and may take work.
 	var next *protocol.Reservation
 	if res.Next && agent.State == server.AgentEnabled {
-		if next, err = s.reserveOne(r.Context(), agent); err != nil {
+		if next, err = s.nextStep(r.Context(), agent, nextLease(res.LeaseID)); err != nil {
 			// The result is recorded: the agent polls for work as usual.
 			s.Logger.ErrorContext(r.Context(), "reserve with completion", slog.String("agent_id", agent.ID), slog.Any("err", err))
 			next = nil

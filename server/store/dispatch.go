@@ -61,6 +61,12 @@ func (d *dialect) reserveInProject() string {
 // makes reservations take turns on an advisory lock, and a reservation
 // locks its project's row before it counts the project's running steps.
 func (s *DB) ReserveStep(ctx context.Context, agentID string, lease time.Duration) (*server.Step, *server.Run, error) {
+	return s.ReserveStepAs(ctx, agentID, "", lease)
+}
+
+// ReserveStepAs is ReserveStep under a lease id of the caller's; empty
+// draws a fresh one.
+func (s *DB) ReserveStepAs(ctx context.Context, agentID, leaseID string, lease time.Duration) (*server.Step, *server.Run, error) {
 	// Most polls of an idle fleet find nothing: ask a reader first, so
 	// they take no turn on the one writer (10,000 idle agents rescan about
 	// 2,000 times a second). A step made Ready after this read wakes the
@@ -98,7 +104,7 @@ func (s *DB) ReserveStep(ctx context.Context, agentID string, lease time.Duratio
 		}
 		for _, project := range projects {
 			var err error
-			if step, run, err = s.reserveIn(tx, project, agentID, now, lease); err != nil || step != nil {
+			if step, run, err = s.reserveIn(tx, project, agentID, leaseID, now, lease); err != nil || step != nil {
 				return err
 			}
 		}
@@ -118,7 +124,7 @@ type candidate struct{ ID, Name string }
 // transaction that picked the project is the only writer, so the pick's
 // limit check holds; with several replicas (PostgreSQL) the project's row
 // is locked and its running steps counted again.
-func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID string, now time.Time, lease time.Duration) (*server.Step, *server.Run, error) {
+func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now time.Time, lease time.Duration) (*server.Step, *server.Run, error) {
 	projectID := c.ID
 	if s.d.locks {
 		var p projectRow
@@ -135,7 +141,9 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID string, now time.Time, 
 			}
 		}
 	}
-	leaseID := uuid.NewString()
+	if leaseID == "" {
+		leaseID = uuid.NewString()
+	}
 	expires := ceilMilli(now.Add(lease))
 	var rows []stepRow
 	if err := tx.Raw(s.d.reserveInProject(), engine.StepRunning, agentID, now, leaseID, expires, expires,
@@ -172,21 +180,58 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID string, now time.Time, 
 	if err := s.notify(tx, step.RunID, step.Name, string(engine.StepRunning), ""); err != nil {
 		return nil, nil, err
 	}
-	run := &server.Run{ID: step.RunID, Project: c.Name}
+	// Untrusted decides whether the step may have the repository's
+	// credentials; it is read in the transaction that reserves the step.
+	run, err := reservedRun(tx, step.RunID, c.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return step, run, nil
+}
+
+// reservedRun is what a reservation needs of a step's run: its project's
+// name, sources and whether it is untrusted.
+func reservedRun(tx *gorm.DB, runID, project string) (*server.Run, error) {
+	run := &server.Run{ID: runID, Project: project}
 	var found []struct {
 		Source, CiSource string
 		Untrusted        bool
 	}
-	if err := tx.Raw(`SELECT source, ci_source, untrusted FROM runs WHERE id = ?`, step.RunID).Scan(&found).Error; err != nil || len(found) != 1 {
-		return nil, nil, fmt.Errorf("sources of run %s: %v", step.RunID, err)
+	if err := tx.Raw(`SELECT source, ci_source, untrusted FROM runs WHERE id = ?`, runID).Scan(&found).Error; err != nil || len(found) != 1 {
+		return nil, fmt.Errorf("sources of run %s: %v", runID, err)
 	}
-	// Untrusted decides whether the step may have the repository's
-	// credentials; it is read in the transaction that reserves the step.
 	run.Untrusted = found[0].Untrusted
+	var err error
 	if run.Source, err = sourceOf(found[0].Source); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if run.CISource, err = sourceOf(found[0].CiSource); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// LeasedStep returns the step running for agentID under leaseID, with its
+// run as ReserveStep returns it; nil when there is none.
+func (s *DB) LeasedStep(ctx context.Context, agentID, leaseID string) (*server.Step, *server.Run, error) {
+	var rows []stepRow
+	if err := s.r.WithContext(ctx).Where("agent_id = ? AND state = ? AND lease_id = ?", agentID, engine.StepRunning, leaseID).
+		Limit(1).Find(&rows).Error; err != nil {
+		return nil, nil, fmt.Errorf("step under lease %s: %w", leaseID, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil, nil
+	}
+	step, err := rows[0].domain()
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	if err := s.r.WithContext(ctx).Raw(`SELECT name FROM projects WHERE id = ?`, rows[0].ProjectID).Scan(&names).Error; err != nil || len(names) != 1 {
+		return nil, nil, fmt.Errorf("project of step %s: %v", step.ID, err)
+	}
+	run, err := reservedRun(s.r.WithContext(ctx), step.RunID, names[0])
+	if err != nil {
 		return nil, nil, err
 	}
 	return step, run, nil

@@ -949,3 +949,33 @@ func TestRegistrationTokenLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// A step reserved under a lease id of the caller's is found again by its
+// agent and that lease while it runs, and by nobody else.
+func TestLeasedStep(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *store.DB) {
+		ctx := t.Context()
+		run := createRun(t, s, diamond("leased"))
+		const lease = "6b0e9f5c-1111-4a6f-9d0e-000000000001"
+		st, got, err := s.ReserveStepAs(ctx, "agent-1", lease, time.Minute)
+		if err != nil || st == nil || st.LeaseID != lease || got.Project != "leased" {
+			t.Fatalf("ReserveStepAs: %+v %+v %v", st, got, err)
+		}
+		found, frun, err := s.LeasedStep(ctx, "agent-1", lease)
+		if err != nil || found == nil || found.ID != st.ID || frun.ID != run.ID || frun.Project != "leased" {
+			t.Fatalf("LeasedStep: %+v %+v %v", found, frun, err)
+		}
+		for _, c := range []struct{ agent, lease string }{{"agent-2", lease}, {"agent-1", "another"}} {
+			if found, _, err := s.LeasedStep(ctx, c.agent, c.lease); err != nil || found != nil {
+				t.Errorf("LeasedStep(%s, %s) = %+v, %v; want none", c.agent, c.lease, found, err)
+			}
+		}
+		zero := 0
+		if _, err := s.CompleteStep(ctx, server.StepResult{StepID: st.ID, AgentID: "agent-1", Attempt: 1, LeaseID: lease, ExitCode: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		if found, _, err := s.LeasedStep(ctx, "agent-1", lease); err != nil || found != nil {
+			t.Errorf("after it ended: %+v, %v; want none", found, err)
+		}
+	})
+}
