@@ -162,12 +162,6 @@ func (s *Server) checkSecrets(ctx context.Context, run *server.Run) error {
 // project's secrets: "ENV/NAME" (neither part may hold a '/').
 func envSecretKey(env, name string) string { return env + "/" + name }
 
-// openSecrets returns a reserved step's secret values: each from the
-// step's environment when set there, else project-wide.
-func (s *Server) openSecrets(r *http.Request, project, env string, names []string) (map[string]string, error) {
-	return s.openSecretValues(r.Context(), project, env, names)
-}
-
 // openSecretValues opens the named secrets of a project (environment env
 // first, if any).
 func (s *Server) openSecretValues(ctx context.Context, project, env string, names []string) (map[string]string, error) {
