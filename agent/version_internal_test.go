@@ -1,15 +1,14 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"regexp"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/baton-ci/baton/agent/internal/syncbuf"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
@@ -26,30 +25,13 @@ func (s *incompatibleServer) State(ctx context.Context) (protocol.AgentState, er
 	return protocol.AgentState{}, statusError(426)
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // After registration, a 426 on the state check is logged as a version
 // problem and retried on the slow backoff, not every half second.
 func TestAgentWaitsSlowlyForACompatibleServer(t *testing.T) {
 	t.Parallel()
 	srv := &incompatibleServer{fakeServer: newFakeServer()}
 	a := testAgent(t, srv, &scriptExecutor{})
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	a.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()

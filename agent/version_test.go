@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -13,27 +12,10 @@ import (
 	"time"
 
 	"github.com/baton-ci/baton/agent"
+	"github.com/baton-ci/baton/agent/internal/syncbuf"
 	"github.com/baton-ci/baton/agent/rpc"
 	"github.com/baton-ci/baton/shared/protocol"
 )
-
-// syncBuffer is a log sink the agent's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A server that refuses the agent's protocol (426) gets a clear log line
 // and slow retries, through the real HTTP client; the agent neither exits
@@ -61,7 +43,7 @@ func TestAgentRefusedForItsProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	a := &agent.Agent{
 		Config:   agent.Config{Name: "old", Version: "v0.1.0", Token: "t", ReserveWait: time.Second},
 		Identity: id, Client: client, Executor: nil, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),

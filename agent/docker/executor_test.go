@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/baton-ci/baton/agent"
+	"github.com/baton-ci/baton/agent/internal/syncbuf"
 )
 
 const testImage = "baton/busybox:test"
@@ -196,24 +197,6 @@ func TestExecuteMissingImageIsAnError(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while a step writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A cancelled step gets SIGTERM (what it prints then is kept), then the
 // container is removed.
 func TestExecuteCancelStopsAndRemovesContainer(t *testing.T) {
@@ -225,7 +208,7 @@ func TestExecuteCancelStopsAndRemovesContainer(t *testing.T) {
 	s := spec("trap 'echo got TERM; exit 143' TERM; echo started; sleep 30 & wait", nil)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	go func() {
 		_, err := e.Execute(ctx, s, &out)
 		done <- err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/baton-ci/baton/agent"
 	"github.com/baton-ci/baton/agent/cacher"
+	"github.com/baton-ci/baton/agent/internal/syncbuf"
 	"github.com/baton-ci/baton/shared/mask"
 )
 
@@ -37,7 +38,7 @@ func TestSecretsStayOutOfTheContainerConfig(t *testing.T) {
 		`cacher exec -- true 2>&1 | sed 's/^/second exec: /'; sleep 2`, nil)
 	s.SecretEnv = map[string]string{"DEPLOY_TOKEN": secret}
 	s.Cacher = &agent.CacherMount{Binary: staticAgent(t), SocketDir: srv.Dir()}
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var inspected string

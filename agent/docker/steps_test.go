@@ -3,32 +3,14 @@ package docker
 import (
 	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 
 	"github.com/baton-ci/baton/agent"
+	"github.com/baton-ci/baton/agent/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a step writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // runStep runs a step to its end, within 60 s, and returns its outcome and
 // output.
@@ -47,7 +29,7 @@ func runStep(t *testing.T, e *Executor, s agent.StepSpec) (agent.Outcome, string
 // background is a step running in a goroutine.
 type background struct {
 	id     string // its container
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -57,7 +39,7 @@ type background struct {
 func startStep(t *testing.T, e *Executor, s agent.StepSpec) *background {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	b := &background{out: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	b := &background{out: &syncbuf.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		_, err := e.Execute(ctx, s, b.out)
 		b.done <- err

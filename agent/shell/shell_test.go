@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/baton-ci/baton/agent"
+	"github.com/baton-ci/baton/agent/internal/syncbuf"
 )
 
 func newExec(t *testing.T) (*Executor, string) {
@@ -44,29 +44,12 @@ func TestShellRunsStepWithItsOwnEnvironment(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Cancel sends SIGTERM to the whole process group (children too), then
 // SIGKILL to what ignores it.
 func TestShellCancelKillsTheProcessGroup(t *testing.T) {
 	e, _ := newExec(t)
 	pidFile := filepath.Join(t.TempDir(), "child")
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	spec := agent.StepSpec{StepID: "c", Attempt: 1,
 		Command: "trap '' TERM; (trap '' TERM; sleep 60) & echo $! > " + pidFile + "; echo started; sleep 60"}
 	ctx, cancel := context.WithCancelCause(context.Background())
