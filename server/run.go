@@ -143,6 +143,17 @@ type StepResult struct {
 	Log *LogAppend
 }
 
+// Completion is what CompleteAndReserve did: the result is recorded.
+type Completion struct {
+	// Ready is how many steps became Ready.
+	Ready int
+	// Next and NextRun are the agent's next step, nil when there was none
+	// or NextErr says why it could not be reserved.
+	Next    *Step
+	NextRun *Run
+	NextErr error
+}
+
 // LogAppend is a chunk of a step's output at a byte offset, with its line
 // times (protocol.FormatLineTimes) and the redactor that masks it.
 type LogAppend struct {
@@ -256,9 +267,12 @@ type Dispatcher interface {
 	// ReserveStepAs is ReserveStep with the new lease's id chosen by the
 	// caller (see LeasedStep).
 	ReserveStepAs(ctx context.Context, agentID, leaseID string, lease time.Duration) (*Step, *Run, error)
-	// LeasedStep returns the step running for agentID under leaseID, with
-	// its run as ReserveStep returns it; nil when there is none.
-	LeasedStep(ctx context.Context, agentID, leaseID string) (*Step, *Run, error)
+	// CompleteAndReserve is CompleteStep, then ReserveStepAs for the
+	// reporting agent under leaseID. A repeated report (its first answer
+	// was lost) gets the step first reserved under leaseID again, if it
+	// still runs for the agent.
+	// The error is the completion's; one reserving is in the Completion.
+	CompleteAndReserve(ctx context.Context, res StepResult, leaseID string, lease time.Duration) (Completion, error)
 	// RenewLease extends a held lease by d; ECONFLICT when it is not the
 	// step's current lease (expired and re-queued, or ended).
 	RenewLease(ctx context.Context, l Lease, d time.Duration) (Renewal, error)

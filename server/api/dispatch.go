@@ -185,28 +185,36 @@ func (s *Server) anyDue(ctx context.Context) bool {
 }
 
 // reserveOne reserves the agent's next step (under leaseID, or a fresh
-// lease when empty) and seals its assignment; nil when there is none. A
-// step whose secrets or credentials cannot be opened is failed at once
-// rather than handed out without them.
+// lease when empty) and seals its assignment; nil when there is none.
 func (s *Server) reserveOne(ctx context.Context, agent *server.Agent, leaseID string) (*protocol.Reservation, error) {
+	return s.handOut(ctx, agent, leaseID, nil, nil)
+}
+
+// handOut seals the assignment of step, reserved for agent (nil: reserve
+// one under leaseID first). A step whose secrets or credentials cannot be
+// opened is failed at once rather than handed out without them, and
+// another is reserved in its place.
+func (s *Server) handOut(ctx context.Context, agent *server.Agent, leaseID string, step *server.Step, run *server.Run) (*protocol.Reservation, error) {
 	for {
-		step, run, err := s.Dispatch.ReserveStepAs(ctx, agent.ID, leaseID, s.AgentConfig.LeaseLength)
-		if err != nil || step == nil {
-			return nil, err
+		if step == nil {
+			var err error
+			if step, run, err = s.Dispatch.ReserveStepAs(ctx, agent.ID, leaseID, s.AgentConfig.LeaseLength); err != nil || step == nil {
+				return nil, err
+			}
 		}
 		s.Metrics.ObserveDispatch(step.ReadyAt, time.Now())
 		res, err := s.assign(ctx, agent, step, run)
-		if err != nil {
-			s.Logger.ErrorContext(ctx, "step cannot be handed out", slog.String("step_id", step.ID), slog.Any("err", err))
-			if _, cerr := s.Dispatch.CompleteStep(ctx, server.StepResult{StepID: step.ID, AgentID: agent.ID,
-				Attempt: step.Attempt, LeaseID: step.LeaseID, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
-				return nil, cerr
-			}
-			continue
+		if err == nil {
+			s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
+				slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
+			return res, nil
 		}
-		s.Logger.InfoContext(ctx, "step reserved", slog.String("run_id", step.RunID), slog.String("step_id", step.ID),
-			slog.String("step", step.Name), slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
-		return res, nil
+		s.Logger.ErrorContext(ctx, "step cannot be handed out", slog.String("step_id", step.ID), slog.Any("err", err))
+		if _, cerr := s.Dispatch.CompleteStep(ctx, server.StepResult{StepID: step.ID, AgentID: agent.ID,
+			Attempt: step.Attempt, LeaseID: step.LeaseID, Reason: engine.ReasonInfra, Error: err.Error()}); cerr != nil {
+			return nil, cerr
+		}
+		step = nil
 	}
 }
 
@@ -219,19 +227,12 @@ func nextLease(leaseID string) string {
 
 var nextLeaseSpace = uuid.MustParse("6f1c2a36-9d0e-4b8e-a6a4-3c1f0e2d7b95")
 
-// nextStep is the step handed out with a result: the one a first report
-// already took, if its answer was lost, else a new reservation.
-func (s *Server) nextStep(ctx context.Context, agent *server.Agent, leaseID string) (*protocol.Reservation, error) {
-	step, run, err := s.Dispatch.LeasedStep(ctx, agent.ID, leaseID)
-	if err != nil {
-		return nil, err
+// nextStep seals the step a completion reserved for its agent (done.Next).
+func (s *Server) nextStep(ctx context.Context, agent *server.Agent, leaseID string, done server.Completion) (*protocol.Reservation, error) {
+	if done.Next == nil || done.NextErr != nil {
+		return nil, done.NextErr
 	}
-	if step != nil {
-		s.Logger.InfoContext(ctx, "step handed out again with a retried report", slog.String("step_id", step.ID),
-			slog.String("agent_id", agent.ID), slog.Int("attempt", step.Attempt))
-		return s.assign(ctx, agent, step, run)
-	}
-	return s.reserveOne(ctx, agent, leaseID)
+	return s.handOut(ctx, agent, leaseID, done.Next, done.NextRun)
 }
 
 // assign seals a reserved step's assignment for its agent, with its
@@ -363,20 +364,26 @@ func (s *Server) completeStep(w http.ResponseWriter, r *http.Request) {
 	}
 	// For the log line: which run and step (a stale lease finds none).
 	held := s.stepNameOf(r.Context(), lease)
-	ready, err := s.Dispatch.CompleteStep(r.Context(), result)
+	// The agent's next step, if it asked for one and may take work, is
+	// reserved once the result is recorded.
+	var done server.Completion
+	var err error
+	if res.Next && agent.State == server.AgentEnabled {
+		done, err = s.Dispatch.CompleteAndReserve(r.Context(), result, nextLease(res.LeaseID), s.AgentConfig.LeaseLength)
+	} else {
+		done.Ready, err = s.Dispatch.CompleteStep(r.Context(), result)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.maskers.drop(stepID, res.Attempt)
-	// The agent's next step, if it asked for one and may take work.
-	var next *protocol.Reservation
-	if res.Next && agent.State == server.AgentEnabled {
-		if next, err = s.nextStep(r.Context(), agent, nextLease(res.LeaseID)); err != nil {
-			// The result is recorded: the agent polls for work as usual.
-			s.Logger.ErrorContext(r.Context(), "reserve with completion", slog.String("agent_id", agent.ID), slog.Any("err", err))
-			next = nil
-		}
+	ready := done.Ready
+	next, err := s.nextStep(r.Context(), agent, nextLease(res.LeaseID), done)
+	if err != nil {
+		// The result is recorded: the agent polls for work as usual.
+		s.Logger.ErrorContext(r.Context(), "reserve with completion", slog.String("agent_id", agent.ID), slog.Any("err", err))
+		next = nil
 	}
 	if next != nil {
 		ready-- // one of the steps made ready, or an older one: taken

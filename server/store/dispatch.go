@@ -374,23 +374,56 @@ func (s *DB) ownedStep(tx *gorm.DB, l server.Lease) (*stepRow, error) {
 // Repeating the report of an attempt already recorded with the same result
 // is acknowledged without change; a different one is ECONFLICT.
 func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, error) {
-	ready := 0
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
-		var err error
-		ready, err = s.complete(tx, res)
-		return err
-	})
+	ready, _, err := s.completeStep(ctx, res)
 	return ready, err
 }
 
-// complete is CompleteStep inside the caller's transaction. It locks the
-// run and the step first, so a repeated report, the server's expiry and a
-// cancel of the same step take turns, and each reads what the one before
-// it wrote.
+// completeStep is CompleteStep that also says whether the report was a
+// repeat of one already recorded.
+func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int, repeated bool, err error) {
+	err = s.transaction(ctx, func(tx *gorm.DB) error {
+		var err error
+		ready, repeated, err = s.record(tx, res)
+		return err
+	})
+	return ready, repeated, err
+}
+
+// CompleteAndReserve is CompleteStep, then ReserveStepAs for the same
+// agent under leaseID: the agent's next step, handed out with the result.
+// A repeated report (its first answer was lost) gets the step reserved
+// under leaseID when it was first recorded, if that step still runs for
+// the agent, rather than another.
+func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leaseID string, lease time.Duration) (server.Completion, error) {
+	var c server.Completion
+	var repeated bool
+	var err error
+	if c.Ready, repeated, err = s.completeStep(ctx, res); err != nil {
+		return c, err
+	}
+	if repeated {
+		if c.Next, c.NextRun, c.NextErr = s.LeasedStep(ctx, res.AgentID, leaseID); c.Next != nil || c.NextErr != nil {
+			return c, nil
+		}
+	}
+	c.Next, c.NextRun, c.NextErr = s.ReserveStepAs(ctx, res.AgentID, leaseID, lease)
+	return c, nil
+}
+
+// complete is CompleteStep inside the caller's transaction.
 func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
+	ready, _, err := s.record(tx, res)
+	return ready, err
+}
+
+// record is complete, saying whether the report repeated one already
+// recorded. It locks the run and the step first, so a repeated report, the
+// server's expiry and a cancel of the same step take turns, and each reads
+// what the one before it wrote.
+func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated bool, err error) {
 	lease := server.Lease{StepID: res.StepID, AgentID: res.AgentID, Attempt: res.Attempt, ID: res.LeaseID}
 	if err := s.lockStepAndRun(tx, res.StepID); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	// The step running under this lease is the common case; only a report
 	// that finds it otherwise needs the attempt's record to tell a retried
@@ -401,35 +434,35 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 		var att attemptRow
 		if aerr := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; aerr != nil {
 			if !errors.Is(aerr, gorm.ErrRecordNotFound) {
-				return 0, fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, aerr)
+				return 0, false, fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, aerr)
 			}
-			return 0, err // ENOTFOUND for an unknown step, else ECONFLICT
+			return 0, false, err // ENOTFOUND for an unknown step, else ECONFLICT
 		}
 		if att.AgentID != res.AgentID || att.LeaseID != res.LeaseID {
-			return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent under lease %q", res.StepID, res.Attempt, res.LeaseID)
+			return 0, false, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent under lease %q", res.StepID, res.Attempt, res.LeaseID)
 		}
 		if att.FinishedAt != nil {
 			if att.Reported == reportKey(res) {
-				return 0, nil // a retried report
+				return 0, true, nil // a retried report
 			}
-			return 0, server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
+			return 0, false, server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
 		}
-		return 0, err
+		return 0, false, err
 	}
 	if res.Log != nil {
 		// The last chunk of output comes with the result, stored before
 		// the result is judged. (A retried or stale report stores none.)
 		if err := appendLog(tx, lease, *res.Log); err != nil {
-			return 0, fmt.Errorf("log of step %s: %w", res.StepID, err)
+			return 0, false, fmt.Errorf("log of step %s: %w", res.StepID, err)
 		}
 	}
 	step, err := row.domain()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	state, reason, errMsg, err := s.judge(tx, step, res)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if row.CancelRequested && state != engine.StepSucceeded {
 		state, reason = engine.StepCancelled, engine.ReasonCancelled
@@ -438,7 +471,7 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	if err := tx.Model(&attemptRow{}).Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Updates(map[string]any{
 		"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg, "reported": reportKey(res), "finished_at": now,
 	}).Error; err != nil {
-		return 0, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
+		return 0, false, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
 	}
 	outputs := res.Outputs
 	if outputs == nil {
@@ -446,7 +479,7 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	}
 	outputsJSON, err := json.Marshal(outputs)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg,
 		"outputs": string(outputsJSON), "finished_at": now, "lease_expires": 0, "deadline": 0}
@@ -461,15 +494,16 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 		updates["ready_at"] = ceilMilli(now.Add(delay))
 	}
 	if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(updates).Error; err != nil {
-		return 0, fmt.Errorf("complete step %s: %w", row.ID, err)
+		return 0, false, fmt.Errorf("complete step %s: %w", row.ID, err)
 	}
 	if err := s.notify(tx, row.RunID, row.Name, fmt.Sprint(updates["state"]), string(reason)); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if retry {
-		return 1, nil
+		return 1, false, nil
 	}
-	return s.advance(tx, row.RunID, row.Name, true)
+	ready, err = s.advance(tx, row.RunID, row.Name, true)
+	return ready, false, err
 }
 
 // judge decides how an attempt ended: the agent's report, then the step's

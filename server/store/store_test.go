@@ -979,3 +979,24 @@ func TestLeasedStep(t *testing.T) {
 		}
 	})
 }
+
+// A completion that reserves the agent's next step, repeated (its first
+// answer lost), gets the same step again, not another.
+func TestCompleteAndReserveRepeated(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *store.DB) {
+		ctx := t.Context()
+		createRun(t, s, diamond("again"))
+		a := reserve(t, s, "agent-1", "a")
+		zero := 0
+		res := server.StepResult{StepID: a.ID, AgentID: "agent-1", Attempt: 1, LeaseID: a.LeaseID, ExitCode: &zero}
+		const next = "0d5e2c1a-2222-4b6f-8d0e-000000000002"
+		first, err := s.CompleteAndReserve(ctx, res, next, time.Minute)
+		if err != nil || first.Next == nil || first.NextErr != nil || first.Ready != 2 || first.Next.LeaseID != next {
+			t.Fatalf("first: %+v, %v", first, err)
+		}
+		again, err := s.CompleteAndReserve(ctx, res, next, time.Minute)
+		if err != nil || again.Next == nil || again.Next.ID != first.Next.ID || again.Ready != 0 || again.NextRun.Project != "again" {
+			t.Fatalf("repeated: %+v, %v; want step %s again", again, err, first.Next.ID)
+		}
+	})
+}
