@@ -128,9 +128,10 @@ func main() {
 // its calls and first poll, for the server's park time (5 s) and the
 // agent's idle-connection timeout (5 s) after. The slack covers those, the
 // database, logs and admin calls.
-const fdSlack = 1024
-
-func (c Config) fdsPerAgent() int { return 1 }
+const (
+	fdsPerAgent = 1
+	fdSlack     = 1024
+)
 
 func run(ctx context.Context, cfg Config, w io.Writer) error {
 	if cfg.WorkDir == "" {
@@ -144,7 +145,6 @@ func run(ctx context.Context, cfg Config, w io.Writer) error {
 		}
 	}
 	// The server holds the other ends of the agents' connections.
-	fdsPerAgent := cfg.fdsPerAgent()
 	want := uint64(fdsPerAgent*max(cfg.Fleet, cfg.Agents) + fdSlack)
 	limit, err := raiseOpenFiles(want)
 	if err != nil {
