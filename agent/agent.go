@@ -28,10 +28,10 @@ import (
 type ServerClient interface {
 	Register(ctx context.Context, req protocol.RegisterRequest) (protocol.RegisterResponse, error)
 	// Reserve long-polls for a step; nil, false, nil means none came
-	// within wait. With park (the control channel is up) the server may
-	// park the agent instead: nil, true, nil; it then sends a "work" hint
-	// when a step may be ready (protocol.HeaderParked).
-	Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error)
+	// within wait. The server may park the agent instead (while its
+	// control channel is up there): nil, true, nil; it then sends a "work"
+	// hint when a step may be ready (protocol.HeaderParked).
+	Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, bool, error)
 	// Events holds the control channel open, calling connected once it is
 	// up and handle for every event, until it ends or ctx is done.
 	Events(ctx context.Context, connected func(), handle func(kind string)) error
@@ -605,8 +605,7 @@ func (a *Agent) reserve(ctx context.Context, failures int, msgs chan<- any) {
 		case <-time.After(reserveBackoff.Delay(failures - 1)):
 		}
 	}
-	// The server parks us only while our control channel is up there.
-	res, parked, err := a.Client.Reserve(ctx, a.Config.ReserveWait, true)
+	res, parked, err := a.Client.Reserve(ctx, a.Config.ReserveWait)
 	if err != nil || res == nil {
 		msgs <- reserved{parked: parked, err: err}
 		return

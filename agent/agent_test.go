@@ -102,10 +102,10 @@ func (f *fakeServer) Register(ctx context.Context, req protocol.RegisterRequest)
 		Features: f.features}, ServerKey: f.key.Public().(ed25519.PublicKey)}, nil
 }
 
-func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
+func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, bool, error) {
 	f.mu.Lock()
 	f.reserves++
-	parks := f.park && park && f.connected && len(f.queue) == 0
+	parks := f.park && f.connected && len(f.queue) == 0
 	if parks {
 		f.parks++
 	}

@@ -105,16 +105,14 @@ func (c *Client) Register(ctx context.Context, req protocol.RegisterRequest) (pr
 	return resp, err
 }
 
-// Reserve long-polls for a step for up to wait. With park, the server may
-// park the agent instead (see protocol.HeaderParked): no step, parked true.
-func (c *Client) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
+// Reserve long-polls for a step for up to wait. It offers to be parked
+// (park=1): the server may answer so instead (see protocol.HeaderParked),
+// with no step and parked true.
+func (c *Client) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 	defer cancel()
 	var asg protocol.Reservation
-	path := protocol.PathReserve + "?wait=" + url.QueryEscape(wait.String())
-	if park {
-		path += "&park=1"
-	}
+	path := protocol.PathReserve + "?park=1&wait=" + url.QueryEscape(wait.String())
 	parked := false
 	status, err := c.authed(ctx, http.MethodPost, path, nil, "", func(resp *http.Response) error {
 		if resp.StatusCode == http.StatusNoContent {

@@ -187,8 +187,8 @@ type observedClient struct {
 	sim *simAgent
 }
 
-func (c *observedClient) Reserve(ctx context.Context, wait time.Duration, park bool) (*protocol.Reservation, bool, error) {
-	res, parked, err := c.Client.Reserve(ctx, wait, park)
+func (c *observedClient) Reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, bool, error) {
+	res, parked, err := c.Client.Reserve(ctx, wait)
 	if res != nil {
 		if l := c.f.dispatch.Load(); l != nil {
 			l.stepReserved(res.StepID, time.Now())
