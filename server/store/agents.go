@@ -12,7 +12,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/baton-ci/baton/server"
-	"github.com/baton-ci/baton/shared/engine"
 )
 
 // CreateRegistrationToken stores a registration token's hash.
@@ -201,7 +200,7 @@ func (s *DB) SetAgentSettings(ctx context.Context, id string, settings server.Ag
 // RunningSteps returns the steps running on an agent, oldest first.
 func (s *DB) RunningSteps(ctx context.Context, agentID string) ([]*server.Step, error) {
 	var rows []stepRow
-	if err := s.db.WithContext(ctx).Where("agent_id = ? AND state = ?", agentID, engine.StepRunning).
+	if err := s.db.WithContext(ctx).Where("agent_id = ? AND "+isRunning, agentID).
 		Order("started_at").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("running steps of agent %s: %w", agentID, err)
 	}

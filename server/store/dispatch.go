@@ -28,8 +28,8 @@ import (
 func (d *dialect) pickProject() string {
 	return `WITH cand AS (
 	SELECT p.id, p.name, p.max_running, p.weight, p.served,
-		(SELECT MAX(s.priority) FROM steps s WHERE s.project_id = p.id AND s.state = ? AND s.not_before <= ? AND ` + d.agentHasLabels + `) AS top,
-		(SELECT COUNT(*) FROM steps r WHERE r.project_id = p.id AND r.state = ?) AS running
+		(SELECT MAX(s.priority) FROM steps s WHERE s.project_id = p.id AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `) AS top,
+		(SELECT COUNT(*) FROM steps r WHERE r.project_id = p.id AND ` + stateIs("r.state", engine.StepRunning) + `) AS running
 	FROM projects p)
 SELECT id, name FROM cand WHERE top IS NOT NULL AND (max_running = 0 OR running < max_running)
 ORDER BY top DESC, ` + d.share + `, served, id LIMIT 4`
@@ -44,8 +44,8 @@ func (d *dialect) reserveInProject() string {
 	return `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
 		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
 		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
-	WHERE id = (SELECT s.id FROM steps s WHERE s.project_id = ? AND s.state = ? AND s.not_before <= ? AND ` + d.agentHasLabels + `
-		ORDER BY s.priority DESC, s.run_id, s.idx LIMIT 1` + d.skipLocked + `) AND state = ?
+	WHERE id = (SELECT s.id FROM steps s WHERE s.project_id = ? AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
+		ORDER BY s.priority DESC, s.run_id, s.idx LIMIT 1` + d.skipLocked + `) AND ` + isReady + `
 	RETURNING *`
 }
 
@@ -72,8 +72,8 @@ func (s *DB) ReserveStepAs(ctx context.Context, agentID, leaseID string, lease t
 	// 2,000 times a second). A step made Ready after this read wakes the
 	// caller, which registered its waiter before calling.
 	var due []int
-	if err := s.r.WithContext(ctx).Raw(`SELECT 1 FROM steps WHERE state = ? AND not_before <= ? LIMIT 1`,
-		engine.StepReady, s.now().UnixMilli()).Scan(&due).Error; err != nil {
+	if err := s.r.WithContext(ctx).Raw(`SELECT 1 FROM steps WHERE `+isReady+` AND not_before <= ? LIMIT 1`,
+		s.now().UnixMilli()).Scan(&due).Error; err != nil {
 		return nil, nil, fmt.Errorf("any ready step: %w", err)
 	}
 	if len(due) == 0 {
@@ -91,7 +91,7 @@ func (s *DB) ReserveStepAs(ctx context.Context, agentID, leaseID string, lease t
 				}
 			}
 			var running int64
-			if err := tx.Model(&stepRow{}).Where("state = ?", engine.StepRunning).Count(&running).Error; err != nil {
+			if err := tx.Model(&stepRow{}).Where(isRunning).Count(&running).Error; err != nil {
 				return fmt.Errorf("count running steps: %w", err)
 			}
 			if running >= int64(s.MaxRunning) {
@@ -99,7 +99,7 @@ func (s *DB) ReserveStepAs(ctx context.Context, agentID, leaseID string, lease t
 			}
 		}
 		var projects []candidate
-		if err := tx.Raw(s.d.pickProject(), engine.StepReady, now.UnixMilli(), agentID, engine.StepRunning).Scan(&projects).Error; err != nil {
+		if err := tx.Raw(s.d.pickProject(), now.UnixMilli(), agentID).Scan(&projects).Error; err != nil {
 			return fmt.Errorf("pick project: %w", err)
 		}
 		for _, project := range projects {
@@ -133,7 +133,7 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 		}
 		if p.MaxRunning > 0 {
 			var running int64
-			if err := tx.Model(&stepRow{}).Where("project_id = ? AND state = ?", projectID, engine.StepRunning).Count(&running).Error; err != nil {
+			if err := tx.Model(&stepRow{}).Where("project_id = ? AND "+isRunning, projectID).Count(&running).Error; err != nil {
 				return nil, nil, fmt.Errorf("count running steps of project %s: %w", p.Name, err)
 			}
 			if running >= int64(p.MaxRunning) {
@@ -147,7 +147,7 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 	expires := ceilMilli(now.Add(lease))
 	var rows []stepRow
 	if err := tx.Raw(s.d.reserveInProject(), engine.StepRunning, agentID, now, leaseID, expires, expires,
-		projectID, engine.StepReady, now.UnixMilli(), agentID, engine.StepReady).Scan(&rows).Error; err != nil {
+		projectID, now.UnixMilli(), agentID).Scan(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("reserve step: %w", err)
 	}
 	if len(rows) == 0 {
@@ -215,7 +215,7 @@ func reservedRun(tx *gorm.DB, runID, project string) (*server.Run, error) {
 // run as ReserveStep returns it; nil when there is none.
 func (s *DB) LeasedStep(ctx context.Context, agentID, leaseID string) (*server.Step, *server.Run, error) {
 	var rows []stepRow
-	if err := s.r.WithContext(ctx).Where("agent_id = ? AND state = ? AND lease_id = ?", agentID, engine.StepRunning, leaseID).
+	if err := s.r.WithContext(ctx).Where("agent_id = ? AND "+isRunning+" AND lease_id = ?", agentID, leaseID).
 		Limit(1).Find(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("step under lease %s: %w", leaseID, err)
 	}
@@ -241,8 +241,8 @@ func (s *DB) LeasedStep(ctx context.Context, agentID, leaseID string) (*server.S
 // delay becomes reservable; the zero time when there is none.
 func (s *DB) NextRetryAt(ctx context.Context) (time.Time, error) {
 	var next []int64
-	if err := s.r.WithContext(ctx).Raw(`SELECT COALESCE(MIN(not_before), 0) FROM steps WHERE state = ? AND not_before > ?`,
-		engine.StepReady, s.now().UnixMilli()).Scan(&next).Error; err != nil {
+	if err := s.r.WithContext(ctx).Raw(`SELECT COALESCE(MIN(not_before), 0) FROM steps WHERE `+isReady+` AND not_before > ?`,
+		s.now().UnixMilli()).Scan(&next).Error; err != nil {
 		return time.Time{}, fmt.Errorf("next retry: %w", err)
 	}
 	if len(next) == 0 || next[0] == 0 {
@@ -254,8 +254,8 @@ func (s *DB) NextRetryAt(ctx context.Context) (time.Time, error) {
 // DueSteps counts the Ready steps past their retry delay, up to limit.
 func (s *DB) DueSteps(ctx context.Context, limit int) (int, error) {
 	var n []int
-	if err := s.r.WithContext(ctx).Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM steps WHERE state = ? AND not_before <= ? LIMIT ?) due`,
-		engine.StepReady, s.now().UnixMilli(), limit).Scan(&n).Error; err != nil {
+	if err := s.r.WithContext(ctx).Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM steps WHERE `+isReady+` AND not_before <= ? LIMIT ?) due`,
+		s.now().UnixMilli(), limit).Scan(&n).Error; err != nil {
 		return 0, fmt.Errorf("due steps: %w", err)
 	}
 	if len(n) == 0 {

@@ -47,8 +47,8 @@ func (s *DB) ExpireSteps(ctx context.Context) (server.Expiry, error) {
 	var out server.Expiry
 	nowMs := s.now().UnixMilli()
 	var rows []stepRow
-	if err := s.db.WithContext(ctx).Where("state = ? AND (lease_expires < ? OR (deadline > 0 AND deadline < ?))",
-		engine.StepRunning, nowMs, nowMs).Limit(expireBatch).Find(&rows).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where(isRunning+" AND (lease_expires < ? OR (deadline > 0 AND deadline < ?))",
+		nowMs, nowMs).Limit(expireBatch).Find(&rows).Error; err != nil {
 		return out, fmt.Errorf("find expired leases: %w", err)
 	}
 	for _, r := range rows {

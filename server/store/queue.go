@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/baton-ci/baton/server"
-	"github.com/baton-ci/baton/shared/engine"
 )
 
 var _ server.QueueStore = (*DB)(nil)
@@ -22,8 +21,8 @@ func (s *DB) Queue(ctx context.Context) ([]server.QueueLine, error) {
 		N      int
 		Oldest int64
 	}
-	if err := db.Raw(`SELECT runs_on, COUNT(*) AS n, MIN(ready_at) AS oldest FROM steps WHERE state = ? GROUP BY runs_on`,
-		engine.StepReady).Scan(&rows).Error; err != nil {
+	if err := db.Raw(`SELECT runs_on, COUNT(*) AS n, MIN(ready_at) AS oldest FROM steps WHERE ` + isReady + ` GROUP BY runs_on`).
+		Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	merged := map[string]*server.QueueLine{}

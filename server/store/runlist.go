@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/baton-ci/baton/server"
-	"github.com/baton-ci/baton/shared/engine"
 )
 
 var _ server.RunLister = (*DB)(nil)
@@ -66,7 +65,7 @@ func (s *DB) ProjectNames(ctx context.Context) ([]string, error) {
 // RunningByAgent returns every running step by its agent, in one query.
 func (s *DB) RunningByAgent(ctx context.Context) (map[string][]*server.Step, error) {
 	var rows []stepRow
-	if err := s.r.WithContext(ctx).Where("state = ?", engine.StepRunning).Order("started_at").Find(&rows).Error; err != nil {
+	if err := s.r.WithContext(ctx).Where(isRunning).Order("started_at").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("running steps: %w", err)
 	}
 	out := make(map[string][]*server.Step)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/driver"
 	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/gorm"
 )
@@ -22,9 +24,9 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
-	g, err := gorm.Open(gormlite.Open(sqliteDSN(path, false)), gormConfig())
+	g, err := openSQLiteGorm(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return nil, err
 	}
 	// One connection: SQLite has a single writer, and its busy handler is a
 	// sleep-and-retry loop in which the goroutine that just committed keeps
@@ -104,9 +106,9 @@ const sqliteReaders = 2
 // openSQLiteReader opens the read-only connections (query_only: a write
 // through them fails rather than contending with the writer).
 func openSQLiteReader(path string) (*gorm.DB, error) {
-	r, err := gorm.Open(gormlite.Open(sqliteDSN(path, true)), gormConfig())
+	r, err := openSQLiteGorm(path, true)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+		return nil, err
 	}
 	sqlDB, err := r.DB()
 	if err != nil {
@@ -115,6 +117,30 @@ func openSQLiteReader(path string) (*gorm.DB, error) {
 	sqlDB.SetMaxOpenConns(sqliteReaders)
 	newStmtCache(sqlDB).use(r)
 	return r, nil
+}
+
+// openSQLiteGorm opens the database at path through gorm (read-only
+// connections if readOnly), with the query planner's stability guarantee
+// on: SQLite then plans a statement once, never from the values bound to
+// it. Without it, a statement comparing a step's state with a bound value
+// was prepared again on every run, in case the value matched a partial
+// index (migrations/sqlite/0019): that cost more than the index saved.
+// Statements name the states the partial indexes cover as literals
+// (stateIs).
+func openSQLiteGorm(path string, readOnly bool) (*gorm.DB, error) {
+	sqlDB, err := driver.Open(sqliteDSN(path, readOnly), func(c *sqlite3.Conn) error {
+		_, err := c.Config(sqlite3.DBCONFIG_ENABLE_QPSG, true)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	g, err := gorm.Open(gormlite.OpenDB(sqlDB), gormConfig())
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return g, nil
 }
 
 // sqliteDSN is the connection string of the database at path: WAL, a busy
@@ -126,6 +152,7 @@ func sqliteDSN(path string, readOnly bool) string {
 	q.Add("_pragma", "journal_mode(wal)")
 	q.Add("_pragma", "foreign_keys(on)")
 	q.Add("_pragma", "synchronous(normal)")
+	q.Add("_pragma", "temp_store(memory)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {

@@ -89,7 +89,7 @@ func (s *DB) whyWaiting(tx *gorm.DB, r *stepRow, st *server.Step, states map[str
 	}
 	if s.MaxRunning > 0 {
 		if c.poolRunning < 0 {
-			if err := tx.Model(&stepRow{}).Where("state = ?", engine.StepRunning).Count(&c.poolRunning).Error; err != nil {
+			if err := tx.Model(&stepRow{}).Where(isRunning).Count(&c.poolRunning).Error; err != nil {
 				return "", err
 			}
 		}
@@ -103,7 +103,7 @@ func (s *DB) whyWaiting(tx *gorm.DB, r *stepRow, st *server.Step, states map[str
 			return "", fmt.Errorf("project of step %s: %w", r.Name, err)
 		}
 		if c.project.MaxRunning > 0 {
-			if err := tx.Model(&stepRow{}).Where("project_id = ? AND state = ?", c.project.ID, engine.StepRunning).
+			if err := tx.Model(&stepRow{}).Where("project_id = ? AND "+isRunning, c.project.ID).
 				Count(&c.projectRunning).Error; err != nil {
 				return "", err
 			}
@@ -114,8 +114,8 @@ func (s *DB) whyWaiting(tx *gorm.DB, r *stepRow, st *server.Step, states map[str
 		return fmt.Sprintf("project limit: %d/%d steps running", c.projectRunning, p.MaxRunning), nil
 	}
 	var ahead int64
-	if err := tx.Model(&stepRow{}).Where(`project_id = ? AND state = ? AND (priority > ? OR (priority = ? AND (run_id < ? OR (run_id = ? AND idx < ?))))`,
-		p.ID, engine.StepReady, r.Priority, r.Priority, r.RunID, r.RunID, r.Idx).Count(&ahead).Error; err != nil {
+	if err := tx.Model(&stepRow{}).Where(`project_id = ? AND `+isReady+` AND (priority > ? OR (priority = ? AND (run_id < ? OR (run_id = ? AND idx < ?))))`,
+		p.ID, r.Priority, r.Priority, r.RunID, r.RunID, r.Idx).Count(&ahead).Error; err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("waiting for a free agent: position %d in the project's queue (fair share across projects)", ahead+1), nil
