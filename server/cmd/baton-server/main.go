@@ -14,7 +14,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/baton-ci/baton/server/gcpace"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
@@ -56,6 +58,8 @@ func main() {
 	}
 	logger, _ := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel) // checked by Validate
 	logger.Info("baton-server starting", slog.String("version", version), slog.Int("protocol", protocol.ProtocolVersion))
+	// The collector lets the heap grow by at least 64 MiB (docs/performance.md).
+	go gcpace.Run(ctx, 64<<20, time.Second)
 	m := &Main{Config: cfg, Logger: logger, Out: os.Stdout, Version: version}
 	if err := m.Run(ctx); err != nil {
 		logger.Error("server failed", slog.Any("err", err))
