@@ -24,14 +24,15 @@ import (
 // queued steps cannot starve another: each reservation goes to the
 // project using the least of the fleet. It lists a few candidates, best
 // first: with several replicas, the best one's steps may all be being
-// reserved by others at this moment.
+// reserved by others at this moment. Each candidate comes with its limit,
+// and with its served mark and the latest one of all projects.
 func (d *dialect) pickProject() string {
 	return `WITH cand AS (
-	SELECT p.id, p.name, p.max_running, p.weight, p.served,
+	SELECT p.id, p.name, p.max_running, p.weight, p.served, MAX(p.served) OVER () AS latest,
 		(SELECT MAX(s.priority) FROM steps s WHERE s.project_id = p.id AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `) AS top,
 		(SELECT COUNT(*) FROM steps r WHERE r.project_id = p.id AND ` + stateIs("r.state", engine.StepRunning) + `) AS running
 	FROM projects p)
-SELECT id, name FROM cand WHERE top IS NOT NULL AND (max_running = 0 OR running < max_running)
+SELECT id, name, max_running, served, latest FROM cand WHERE top IS NOT NULL AND (max_running = 0 OR running < max_running)
 ORDER BY top DESC, ` + d.share + `, served, id LIMIT 4`
 }
 
@@ -58,8 +59,8 @@ func (d *dialect) reserveInProject() string {
 // plus one lease length, the budget for the agent to stop it and report.
 //
 // With several replicas (PostgreSQL), the limits stay exact: a global limit
-// makes reservations take turns on an advisory lock, and a reservation
-// locks its project's row before it counts the project's running steps.
+// makes reservations take turns on an advisory lock, and a reservation in
+// a project with a limit locks its row before it counts its running steps.
 func (s *DB) ReserveStep(ctx context.Context, agentID string, lease time.Duration) (*server.Step, *server.Run, error) {
 	return s.ReserveStepAs(ctx, agentID, "", lease)
 }
@@ -117,16 +118,22 @@ func (s *DB) ReserveStepAs(ctx context.Context, agentID, leaseID string, lease t
 }
 
 // candidate is a project pickProject found with a step to hand out.
-type candidate struct{ ID, Name string }
+type candidate struct {
+	ID, Name       string
+	MaxRunning     int
+	Served, Latest int64
+}
 
 // reserveIn reserves the project's best step for the agent, if it has one
 // the agent can take and is below its concurrency limit. On SQLite the
 // transaction that picked the project is the only writer, so the pick's
-// limit check holds; with several replicas (PostgreSQL) the project's row
-// is locked and its running steps counted again.
+// limit check holds; with several replicas (PostgreSQL), a project with a
+// limit has its row locked and its running steps counted again. A
+// project without one is not locked: its reservations would all take
+// turns on that row, a commit at a time.
 func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now time.Time, lease time.Duration) (*server.Step, *server.Run, error) {
 	projectID := c.ID
-	if s.d.locks {
+	if s.d.locks && c.MaxRunning > 0 {
 		var p projectRow
 		if err := s.locking(tx).Where("id = ?", projectID).Take(&p).Error; err != nil {
 			return nil, nil, fmt.Errorf("project %s: %w", projectID, err)
@@ -154,9 +161,13 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 		return nil, nil, nil // another replica took the last one meanwhile
 	}
 	// served orders projects with equal shares: the one served longest ago
-	// goes first.
-	if err := tx.Exec(`UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, projectID).Error; err != nil {
-		return nil, nil, fmt.Errorf("serve project %s: %w", c.Name, err)
+	// goes first. A project that was the last one served already has the
+	// latest mark, so the order would not change: its row is left alone
+	// (with one busy project, every reservation rewrote the same row).
+	if c.Served == 0 || c.Served != c.Latest {
+		if err := tx.Exec(`UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, projectID).Error; err != nil {
+			return nil, nil, fmt.Errorf("serve project %s: %w", c.Name, err)
+		}
 	}
 	step, err := rows[0].domain()
 	if err != nil {

@@ -184,3 +184,56 @@ func TestQueue(t *testing.T) {
 		}
 	})
 }
+
+// A project's served mark is rewritten only when it changes the order:
+// the project that was served last keeps its mark (with one busy project,
+// every reservation used to rewrite the same row, which reservations on
+// PostgreSQL then took turns on).
+func TestServedMarkRewrittenOnlyWhenItChangesOrder(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *store.DB) {
+		createRun(t, s, &server.Run{Project: "A", Runbook: "x", Steps: independentSteps(3)})
+		served := func(project string) int64 {
+			t.Helper()
+			for v := int64(0); v < 10; v++ {
+				if n, err := store.CountRows(s, "projects", "name = ? AND served = ?", project, v); err != nil {
+					t.Fatal(err)
+				} else if n == 1 {
+					return v
+				}
+			}
+			t.Fatalf("project %s: served mark not in 0..9", project)
+			return 0
+		}
+		reserveAny(t, s, "ag1")
+		first := served("A")
+		if first == 0 {
+			t.Fatal("a reservation left project A's served mark at 0")
+		}
+		reserveAny(t, s, "ag2")
+		if got := served("A"); got != first {
+			t.Errorf("A was the last served, yet its mark moved %d -> %d", first, got)
+		}
+		createRun(t, s, &server.Run{Project: "B", Runbook: "x", Steps: independentSteps(3)})
+		if st := reserveAny(t, s, "ag3"); findRun(t, s, st.RunID).Project != "B" {
+			t.Fatalf("B (never served) did not go first")
+		}
+		if served("B") <= first {
+			t.Errorf("B's mark %d is not after A's %d", served("B"), first)
+		}
+		// B has 1 running, A 2: B again, and its mark, the latest, stays.
+		b := served("B")
+		if st := reserveAny(t, s, "ag4"); findRun(t, s, st.RunID).Project != "B" {
+			t.Fatalf("B (the smaller share) did not go next")
+		}
+		if served("B") != b {
+			t.Errorf("B was the last served, yet its mark moved %d -> %d", b, served("B"))
+		}
+		// 2 running each: A, served longest ago, goes first and gets the latest mark.
+		if st := reserveAny(t, s, "ag5"); findRun(t, s, st.RunID).Project != "A" {
+			t.Fatalf("with equal shares, A (served longest ago) did not go first")
+		}
+		if served("A") <= b {
+			t.Errorf("A's new mark %d is not after B's %d", served("A"), b)
+		}
+	})
+}

@@ -13,7 +13,7 @@
 // which leaves foreign-key checks alone). Rows are locked in one order, so
 // transactions do not wait on each other in a circle: the run, then its
 // steps, then their attempts and logs; a reservation locks its project
-// first. The one exception is a run's first reservation, which finds the
+// (one with a limit) first. The one exception is a run's first reservation, which finds the
 // run through the step it took: if that meets a cancel of the same run,
 // PostgreSQL detects the deadlock (after deadlock_timeout, 1 s by default)
 // and the losing transaction is run again.
