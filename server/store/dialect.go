@@ -32,6 +32,8 @@ type dialect struct {
 	// PostgreSQL runs transactions concurrently (READ COMMITTED), so a read
 	// that decides a write locks what it read.
 	locks bool
+	// dollars: placeholders are $1, $2, … rather than ? (bind).
+	dollars bool
 	// migrationsTable creates schema_migrations.
 	migrationsTable string
 	// retryable reports whether a failed transaction may be run again: it
@@ -65,6 +67,7 @@ var postgresDialect = dialect{
 	skipLocked:      ` FOR NO KEY UPDATE SKIP LOCKED`,
 	nextServed:      `nextval('projects_served')`,
 	locks:           true,
+	dollars:         true,
 	migrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`,
 	retryable: func(err error) bool {
 		var pgErr *pgconn.PgError

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,7 +48,7 @@ func (d *dialect) reserveInProject() string {
 		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
 	WHERE id = (SELECT s.id FROM steps s WHERE s.project_id = ? AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
 		ORDER BY s.priority DESC, s.run_id, s.idx LIMIT 1` + d.skipLocked + `) AND ` + isReady + `
-	RETURNING *`
+	RETURNING id, run_id, name, attempt`
 }
 
 // ReserveStep gives agentID the next step in the fair queue (see
@@ -80,41 +81,45 @@ func (s *DB) ReserveStepAs(ctx context.Context, agentID, leaseID string, lease t
 	if len(due) == 0 {
 		return nil, nil, nil
 	}
-	var step *server.Step
-	var run *server.Run
+	var r *reservation
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
-		step, run = nil, nil
-		now := s.now()
-		if s.MaxRunning > 0 {
-			if s.d.locks {
-				if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, lockPool).Error; err != nil {
-					return fmt.Errorf("lock the pool: %w", err)
-				}
-			}
-			var running int64
-			if err := tx.Model(&stepRow{}).Where(isRunning).Count(&running).Error; err != nil {
-				return fmt.Errorf("count running steps: %w", err)
-			}
-			if running >= int64(s.MaxRunning) {
-				return nil
-			}
-		}
-		var projects []candidate
-		if err := tx.Raw(s.d.pickProject(), now.UnixMilli(), agentID).Scan(&projects).Error; err != nil {
-			return fmt.Errorf("pick project: %w", err)
-		}
-		for _, project := range projects {
-			var err error
-			if step, run, err = s.reserveIn(tx, project, agentID, leaseID, now, lease); err != nil || step != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		r, err = s.reserve(tx, agentID, leaseID, lease)
+		return err
 	})
-	if err != nil || step == nil {
+	if err != nil {
 		return nil, nil, err
 	}
-	return step, run, nil
+	return s.handed(ctx, r)
+}
+
+// reserve is ReserveStepAs in the caller's transaction.
+func (s *DB) reserve(tx *gorm.DB, agentID, leaseID string, lease time.Duration) (*reservation, error) {
+	now := s.now()
+	if s.MaxRunning > 0 {
+		if s.d.locks {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, lockPool).Error; err != nil {
+				return nil, fmt.Errorf("lock the pool: %w", err)
+			}
+		}
+		var running int64
+		if err := tx.Model(&stepRow{}).Where(isRunning).Count(&running).Error; err != nil {
+			return nil, fmt.Errorf("count running steps: %w", err)
+		}
+		if running >= int64(s.MaxRunning) {
+			return nil, nil
+		}
+	}
+	var projects []candidate
+	if err := tx.Raw(s.d.pickProject(), now.UnixMilli(), agentID).Scan(&projects).Error; err != nil {
+		return nil, fmt.Errorf("pick project: %w", err)
+	}
+	for _, project := range projects {
+		if r, err := s.reserveIn(tx, project, agentID, leaseID, now, lease); err != nil || r != nil {
+			return r, err
+		}
+	}
+	return nil, nil
 }
 
 // candidate is a project pickProject found with a step to hand out.
@@ -131,20 +136,20 @@ type candidate struct {
 // limit has its row locked and its running steps counted again. A
 // project without one is not locked: its reservations would all take
 // turns on that row, a commit at a time.
-func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now time.Time, lease time.Duration) (*server.Step, *server.Run, error) {
+func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now time.Time, lease time.Duration) (*reservation, error) {
 	projectID := c.ID
 	if s.d.locks && c.MaxRunning > 0 {
 		var p projectRow
 		if err := s.locking(tx).Where("id = ?", projectID).Take(&p).Error; err != nil {
-			return nil, nil, fmt.Errorf("project %s: %w", projectID, err)
+			return nil, fmt.Errorf("project %s: %w", projectID, err)
 		}
 		if p.MaxRunning > 0 {
 			var running int64
 			if err := tx.Model(&stepRow{}).Where("project_id = ? AND "+isRunning, projectID).Count(&running).Error; err != nil {
-				return nil, nil, fmt.Errorf("count running steps of project %s: %w", p.Name, err)
+				return nil, fmt.Errorf("count running steps of project %s: %w", p.Name, err)
 			}
 			if running >= int64(p.MaxRunning) {
-				return nil, nil, nil
+				return nil, nil
 			}
 		}
 	}
@@ -152,52 +157,88 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 		leaseID = uuid.NewString()
 	}
 	expires := ceilMilli(now.Add(lease))
-	var rows []stepRow
-	if err := tx.Raw(s.d.reserveInProject(), engine.StepRunning, agentID, now, leaseID, expires, expires,
-		projectID, now.UnixMilli(), agentID).Scan(&rows).Error; err != nil {
-		return nil, nil, fmt.Errorf("reserve step: %w", err)
+	r := &reservation{LeaseID: leaseID}
+	err := s.queryRow(tx, s.d.reserveInProject(), engine.StepRunning, agentID, now, leaseID, expires, expires,
+		projectID, now.UnixMilli(), agentID).Scan(&r.StepID, &r.RunID, &r.Name, &r.Attempt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // another replica took the last one meanwhile
 	}
-	if len(rows) == 0 {
-		return nil, nil, nil // another replica took the last one meanwhile
+	if err != nil {
+		return nil, fmt.Errorf("reserve step: %w", err)
 	}
 	// served orders projects with equal shares: the one served longest ago
 	// goes first. A project that was the last one served already has the
 	// latest mark, so the order would not change: its row is left alone
 	// (with one busy project, every reservation rewrote the same row).
 	if c.Served == 0 || c.Served != c.Latest {
-		if err := tx.Exec(`UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, projectID).Error; err != nil {
-			return nil, nil, fmt.Errorf("serve project %s: %w", c.Name, err)
+		if _, err := s.exec(tx, `UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, projectID); err != nil {
+			return nil, fmt.Errorf("serve project %s: %w", c.Name, err)
 		}
+	}
+	if _, err := s.exec(tx, `INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.StepID, r.Attempt, r.RunID, agentID, engine.StepRunning, leaseID, now); err != nil {
+		return nil, fmt.Errorf("record attempt %d of step %s: %w", r.Attempt, r.StepID, err)
+	}
+	started, err := s.exec(tx, `UPDATE runs SET state = ?, started_at = ? WHERE id = ? AND state IN (?, ?)`,
+		engine.RunRunning, now, r.RunID, engine.RunPending, engine.RunWaiting)
+	if err != nil {
+		return nil, fmt.Errorf("start run %s: %w", r.RunID, err)
+	}
+	if n, _ := started.RowsAffected(); n == 1 {
+		if err := s.notify(tx, r.RunID, "", string(engine.RunRunning), ""); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.notify(tx, r.RunID, r.Name, string(engine.StepRunning), ""); err != nil {
+		return nil, err
+	}
+	// Untrusted decides whether the step may have the repository's
+	// credentials; it is read in the transaction that reserves the step.
+	r.run = &server.Run{ID: r.RunID, Project: c.Name}
+	if err := s.queryRow(tx, `SELECT source, ci_source, untrusted FROM runs WHERE id = ?`, r.RunID).
+		Scan(&r.source, &r.ciSource, &r.run.Untrusted); err != nil {
+		return nil, fmt.Errorf("sources of run %s: %w", r.RunID, err)
+	}
+	return r, nil
+}
+
+// reservation is what the transaction that reserved a step knows of it;
+// handed reads the rest after the commit.
+type reservation struct {
+	StepID, RunID, Name, LeaseID string
+	Attempt                      int
+	run                          *server.Run // project, untrusted
+	source, ciSource             string      // the run's, as stored
+}
+
+// handed returns the step r reserved, as it is stored, with its run. It
+// reads the step from a reader after the reservation's commit: on SQLite,
+// reading a whole step back in the reservation's transaction took the one
+// writer a third as long as reserving it. A step no longer under r's
+// lease (its lease already lapsed and it was reserved again) is nil.
+func (s *DB) handed(ctx context.Context, r *reservation) (*server.Step, *server.Run, error) {
+	if r == nil {
+		return nil, nil, nil
+	}
+	var err error
+	if r.run.Source, err = sourceOf(r.source); err != nil {
+		return nil, nil, err
+	}
+	if r.run.CISource, err = sourceOf(r.ciSource); err != nil {
+		return nil, nil, err
+	}
+	var rows []stepRow
+	if err := s.r.WithContext(ctx).Where("id = ?", r.StepID).Limit(1).Find(&rows).Error; err != nil {
+		return nil, nil, fmt.Errorf("step %s: %w", r.StepID, err)
+	}
+	if len(rows) == 0 || rows[0].LeaseID != r.LeaseID || rows[0].Attempt != r.Attempt {
+		return nil, nil, nil
 	}
 	step, err := rows[0].domain()
 	if err != nil {
 		return nil, nil, err
 	}
-	att := attemptRow{StepID: step.ID, Attempt: step.Attempt, RunID: step.RunID, AgentID: agentID,
-		State: string(engine.StepRunning), LeaseID: leaseID, StartedAt: now}
-	if err := tx.Create(&att).Error; err != nil {
-		return nil, nil, fmt.Errorf("record attempt %d of step %s: %w", step.Attempt, step.ID, err)
-	}
-	started := tx.Model(&runRow{}).Where("id = ? AND state IN ?", step.RunID, []engine.RunState{engine.RunPending, engine.RunWaiting}).
-		Updates(map[string]any{"state": engine.RunRunning, "started_at": now})
-	if started.Error != nil {
-		return nil, nil, fmt.Errorf("start run %s: %w", step.RunID, started.Error)
-	}
-	if started.RowsAffected == 1 {
-		if err := s.notify(tx, step.RunID, "", string(engine.RunRunning), ""); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := s.notify(tx, step.RunID, step.Name, string(engine.StepRunning), ""); err != nil {
-		return nil, nil, err
-	}
-	// Untrusted decides whether the step may have the repository's
-	// credentials; it is read in the transaction that reserves the step.
-	run, err := reservedRun(tx, step.RunID, c.Name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return step, run, nil
+	return step, r.run, nil
 }
 
 // reservedRun is what a reservation needs of a step's run: its project's
@@ -402,14 +443,45 @@ func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int
 
 // CompleteAndReserve is CompleteStep, then ReserveStepAs for the same
 // agent under leaseID: the agent's next step, handed out with the result.
-// A repeated report (its first answer was lost) gets the step reserved
-// under leaseID when it was first recorded, if that step still runs for
-// the agent, rather than another.
+// On SQLite both are one turn of the writer (the reservation in a
+// savepoint of its own, so failing to reserve never undoes the result);
+// on PostgreSQL they are two transactions, so a reservation never holds
+// the row locks of the completion (rows are locked in one order: a
+// project before a run). A repeated report (its first answer was lost)
+// gets the step reserved under leaseID when it was first recorded, if
+// that step still runs for the agent, rather than another.
 func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leaseID string, lease time.Duration) (server.Completion, error) {
 	var c server.Completion
 	var repeated bool
 	var err error
-	if c.Ready, repeated, err = s.completeStep(ctx, res); err != nil {
+	if s.group != nil {
+		var next *reservation
+		err = s.transaction(ctx, func(tx *gorm.DB) error {
+			c, next = server.Completion{}, nil
+			var err error
+			if c.Ready, repeated, err = s.record(tx, res); err != nil || repeated {
+				return err
+			}
+			c.NextErr = savepoint(tx, "next", func() error {
+				var err error
+				next, err = s.reserve(tx, res.AgentID, leaseID, lease)
+				return err
+			})
+			if c.NextErr != nil {
+				next = nil
+			}
+			return nil
+		})
+		if err != nil {
+			return c, err
+		}
+		if !repeated {
+			if c.NextErr == nil {
+				c.Next, c.NextRun, c.NextErr = s.handed(ctx, next)
+			}
+			return c, nil
+		}
+	} else if c.Ready, repeated, err = s.completeStep(ctx, res); err != nil {
 		return c, err
 	}
 	if repeated {
@@ -513,7 +585,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 	if retry {
 		return 1, false, nil
 	}
-	ready, err = s.advance(tx, row.RunID, row.Name, true)
+	ready, err = s.advance(tx, row.RunID, row.Name, knownState{state, string(reason)}, true)
 	return ready, false, err
 }
 
@@ -571,11 +643,12 @@ func reportKey(res server.StepResult) string {
 // dependencies, so completing a step costs the same in a 10-step run and a
 // 1,000-step one. It returns how many steps became Ready. wasRunning says
 // that changed was running until now, so the run's state is running: while
-// one of its steps runs, nothing sets it otherwise.
-func (s *DB) advance(tx *gorm.DB, runID, changed string, wasRunning bool) (int, error) {
+// one of its steps runs, nothing sets it otherwise. ended is the state
+// (and reason) changed ended in.
+func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning bool) (int, error) {
 	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
 		return pendingDependents(tx, runID, frontier)
-	}, []string{changed})
+	}, []string{changed}, map[string]knownState{changed: ended})
 	if err != nil {
 		return 0, err
 	}
@@ -606,7 +679,7 @@ func pendingDependents(tx *gorm.DB, runID string, names []string) ([]stepRow, er
 // Steps that end this way (skipped, failed) form the next frontier. Then the
 // run state is updated.
 func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string) (int, error) {
-	ready, err := s.settleSteps(tx, runID, next, frontier)
+	ready, err := s.settleSteps(tx, runID, next, frontier, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -616,8 +689,18 @@ func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]s
 	return ready, nil
 }
 
-// settleSteps is settle without the run state.
-func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string) (int, error) {
+// knownState is a step's state and reason as this transaction set them.
+type knownState struct {
+	state  engine.StepState
+	reason string
+}
+
+// settleSteps is settle without the run state. known holds the states
+// this transaction has set (nil: none yet); the steps it decides are added.
+func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string, known map[string]knownState) (int, error) {
+	if known == nil {
+		known = map[string]knownState{}
+	}
 	ready := 0
 	now := s.now()
 	facts := s.lazyRunFacts(tx, runID)
@@ -629,7 +712,7 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 		if len(candidates) == 0 {
 			break
 		}
-		g, err := s.subgraph(tx, runID, candidates, facts)
+		g, err := s.subgraph(tx, runID, candidates, facts, known)
 		if err != nil {
 			return 0, err
 		}
@@ -667,6 +750,7 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 				return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
 			}
 			if c.To.Terminal() {
+				known[c.Step] = knownState{c.To, reasonIn(updates)}
 				if err := s.notify(tx, runID, c.Step, string(c.To), reasonIn(updates)); err != nil {
 					return 0, err
 				}
@@ -703,7 +787,8 @@ type graph struct {
 
 // subgraph returns the given steps as nodes, with their own and their
 // dependencies' states, and their conditions bound to the run's facts.
-func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFacts) (*graph, error) {
+// The states of dependencies in known are not read again.
+func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFacts, known map[string]knownState) (*graph, error) {
 	g := &graph{
 		states:         make(map[string]engine.StepState, len(steps)*2),
 		upstreamFailed: map[string]bool{},
@@ -739,10 +824,19 @@ func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFact
 		g.states[st.Name] = st.State
 		g.ids[st.Name] = st.ID
 		g.steps[st.Name] = ps
-		depNames = append(depNames, st.DependsOn...)
+		for _, d := range st.DependsOn {
+			if k, ok := known[d]; ok {
+				g.states[d] = k.state
+				if k.state == engine.StepSkipped {
+					g.upstreamFailed[d] = k.reason != string(engine.ReasonCondition)
+				}
+				continue
+			}
+			depNames = append(depNames, d)
+		}
 	}
 	if len(depNames) == 0 {
-		return g, nil
+		return g, nil // in a chain, the one dependency has just ended
 	}
 	var deps []struct {
 		Name   string
@@ -819,4 +913,19 @@ func reasonIn(updates map[string]any) string {
 		return r
 	}
 	return ""
+}
+
+// savepoint runs fn inside a savepoint named name of tx, rolled back to if
+// fn fails: the rest of the transaction stands.
+func savepoint(tx *gorm.DB, name string, fn func() error) error {
+	if err := tx.SavePoint(name).Error; err != nil {
+		return fmt.Errorf("savepoint %s: %w", name, err)
+	}
+	if err := fn(); err != nil {
+		if rerr := tx.RollbackTo(name).Error; rerr != nil {
+			return errors.Join(err, fmt.Errorf("roll back to savepoint %s: %w", name, rerr))
+		}
+		return err
+	}
+	return nil
 }

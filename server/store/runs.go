@@ -30,7 +30,9 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		st.Index = i
 		st.State = engine.StepPending
 	}
-	return s.transaction(ctx, func(tx *gorm.DB) error {
+	settled := false
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		settled = false
 		projectID, err := s.ensureProject(tx, run.Project)
 		if err != nil {
 			return err
@@ -143,8 +145,15 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		}, []string{""}); err != nil {
 			return err
 		}
-		return s.refresh(tx, run)
+		settled = true
+		return nil
 	})
+	if err != nil || !settled {
+		return err
+	}
+	// The run as stored, read after the commit from a reader: reading 50
+	// steps back took the one SQLite writer as long as inserting them.
+	return s.refresh(s.r.WithContext(ctx), run)
 }
 
 // DecideApproval lets a step awaiting approval run, or fails it with reason
@@ -179,7 +188,7 @@ func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve
 			if err := s.notify(tx, runID, stepName, string(engine.StepFailed), string(engine.ReasonRejected)); err != nil {
 				return err
 			}
-			ready, err = s.advance(tx, runID, stepName, false)
+			ready, err = s.advance(tx, runID, stepName, knownState{engine.StepFailed, string(engine.ReasonRejected)}, false)
 			return err
 		}
 		if err := tx.Model(&stepRow{}).Where("id = ?", row.ID).Update("reason", engine.ReasonApproved).Error; err != nil {
