@@ -408,16 +408,48 @@ func (s *DB) ownedStep(tx *gorm.DB, l server.Lease) (*stepRow, error) {
 	if err := tx.Where("id = ?", l.StepID).Take(&row).Error; err != nil {
 		return nil, notFound(err, "step %q not found", l.StepID)
 	}
+	return &row, holds(&row, l)
+}
+
+// holds says whether the step row is running under the lease: nil, or
+// ECONFLICT naming why not.
+func holds(row *stepRow, l server.Lease) error {
 	if row.AgentID != l.AgentID || row.Attempt != l.Attempt {
-		return nil, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", l.StepID, l.Attempt)
+		return server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent", l.StepID, l.Attempt)
 	}
 	if row.State != string(engine.StepRunning) {
-		return &row, server.Errorf(server.ECONFLICT, "step %q is %s, not running", l.StepID, row.State)
+		return server.Errorf(server.ECONFLICT, "step %q is %s, not running", l.StepID, row.State)
 	}
 	if row.LeaseID != l.ID {
-		return &row, server.Errorf(server.ECONFLICT, "lease %q of step %q is not current", l.ID, l.StepID)
+		return server.Errorf(server.ECONFLICT, "lease %q of step %q is not current", l.ID, l.StepID)
 	}
-	return &row, nil
+	return nil
+}
+
+// reportedStep is ownedStep for a result: only what recording it reads
+// (the step's identity, holder, cancel request, retry policy and assert),
+// straight from the connection.
+func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, error) {
+	var row stepRow
+	err := s.queryRow(tx, `SELECT id, run_id, name, agent_id, attempt, state, lease_id, cancel_requested, retry, assert FROM steps WHERE id = ?`, l.StepID).
+		Scan(&row.ID, &row.RunID, &row.Name, &row.AgentID, &row.Attempt, &row.State, &row.LeaseID, &row.CancelRequested, &row.Retry, &row.Assert)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, server.Errorf(server.ENOTFOUND, "step %q not found", l.StepID)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("step %s: %w", l.StepID, err)
+	}
+	if err := holds(&row, l); err != nil {
+		return &row, nil, err
+	}
+	step := &server.Step{ID: row.ID, RunID: row.RunID, Name: row.Name, State: engine.StepState(row.State), Attempt: row.Attempt}
+	if err := json.Unmarshal([]byte(row.Retry), &step.Retry); err != nil {
+		return nil, nil, fmt.Errorf("step %s: retry: %w", row.ID, err)
+	}
+	if err := json.Unmarshal([]byte(row.Assert), &step.Assert); err != nil {
+		return nil, nil, fmt.Errorf("step %s: assert: %w", row.ID, err)
+	}
+	return &row, step, nil
 }
 
 // CompleteStep records the result of an attempt, then, in the same
@@ -512,7 +544,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 	// that finds it otherwise needs the attempt's record to tell a retried
 	// report (acknowledged) from a stale one. (While the step runs under
 	// the lease, its attempt has not ended: ending it moves the step on.)
-	row, err := s.ownedStep(tx, lease)
+	row, step, err := s.reportedStep(tx, lease)
 	if err != nil {
 		var att attemptRow
 		if aerr := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; aerr != nil {
@@ -539,10 +571,6 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 			return 0, false, fmt.Errorf("log of step %s: %w", res.StepID, err)
 		}
 	}
-	step, err := row.domain()
-	if err != nil {
-		return 0, false, err
-	}
 	state, reason, errMsg, err := s.judge(tx, step, res)
 	if err != nil {
 		return 0, false, err
@@ -551,9 +579,8 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 		state, reason = engine.StepCancelled, engine.ReasonCancelled
 	}
 	now := s.now()
-	if err := tx.Model(&attemptRow{}).Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Updates(map[string]any{
-		"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg, "reported": reportKey(res), "finished_at": now,
-	}).Error; err != nil {
+	if _, err := s.exec(tx, `UPDATE step_attempts SET state = ?, exit_code = ?, reason = ?, error = ?, reported = ?, finished_at = ? WHERE step_id = ? AND attempt = ?`,
+		state, res.ExitCode, reason, errMsg, reportKey(res), now, res.StepID, res.Attempt); err != nil {
 		return 0, false, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
 	}
 	outputs := res.Outputs
@@ -576,7 +603,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 		updates["not_before"] = ceilMilli(now.Add(delay))
 		updates["ready_at"] = ceilMilli(now.Add(delay))
 	}
-	if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", row.ID, engine.StepRunning).Updates(updates).Error; err != nil {
+	if err := s.updateStep(tx, row.ID, engine.StepRunning, updates); err != nil {
 		return 0, false, fmt.Errorf("complete step %s: %w", row.ID, err)
 	}
 	if err := s.notify(tx, row.RunID, row.Name, fmt.Sprint(updates["state"]), string(reason)); err != nil {
@@ -647,6 +674,9 @@ func reportKey(res server.StepResult) string {
 // (and reason) changed ended in.
 func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning bool) (int, error) {
 	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
+		if len(frontier) == 1 {
+			return s.dependentsOf(tx, runID, frontier[0])
+		}
 		return pendingDependents(tx, runID, frontier)
 	}, []string{changed}, map[string]knownState{changed: ended})
 	if err != nil {
@@ -670,6 +700,26 @@ func pendingDependents(tx *gorm.DB, runID string, names []string) ([]stepRow, er
 		WHERE d.run_id = ? AND d.depends_on IN ? AND s.state = ?`, runID, names, engine.StepPending).
 		Scan(&dependents).Error
 	return dependents, err
+}
+
+// dependentsOf is pendingDependents of one step, straight from the
+// connection (a completion's common case).
+func (s *DB) dependentsOf(tx *gorm.DB, runID, name string) ([]stepRow, error) {
+	rows, err := s.query(tx, `SELECT `+stepColumns("s")+` FROM steps s JOIN step_deps d ON d.step_id = s.id
+		WHERE d.run_id = ? AND d.depends_on = ? AND `+stateIs("s.state", engine.StepPending), runID, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []stepRow
+	for rows.Next() {
+		var r stepRow
+		if err := scanStep(rows, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // settle repeatedly takes the pending steps that next returns for the
@@ -746,7 +796,7 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 				updates["finished_at"] = now
 				frontier = append(frontier, c.Step)
 			}
-			if err := tx.Model(&stepRow{}).Where("id = ? AND state = ?", g.ids[c.Step], c.From).Updates(updates).Error; err != nil {
+			if err := s.updateStep(tx, g.ids[c.Step], c.From, updates); err != nil {
 				return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
 			}
 			if c.To.Terminal() {

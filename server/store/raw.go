@@ -2,11 +2,14 @@ package store
 
 import (
 	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"gorm.io/gorm"
+
+	"github.com/baton-ci/baton/shared/engine"
 )
 
 // The statements of a dispatched step's hot path (its completion and the
@@ -54,4 +57,58 @@ func (d *dialect) bind(q string) string {
 	}
 	dollarParams.Store(q, b.String())
 	return b.String()
+}
+
+// updateStepSQL caches the UPDATE for each set of columns updateStep sets.
+var updateStepSQL sync.Map // string (sorted columns) -> string
+
+// updateStep sets the columns of step id that updates names (column ->
+// value) if the step is still in state from.
+func (s *DB) updateStep(tx *gorm.DB, id string, from engine.StepState, updates map[string]any) error {
+	cols := make([]string, 0, len(updates))
+	for c := range updates {
+		cols = append(cols, c)
+	}
+	slices.Sort(cols)
+	key := strings.Join(cols, ",")
+	q, ok := updateStepSQL.Load(key)
+	if !ok {
+		var b strings.Builder
+		b.WriteString("UPDATE steps SET ")
+		for i, c := range cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(c + " = ?")
+		}
+		b.WriteString(" WHERE id = ? AND state = ?")
+		q, _ = updateStepSQL.LoadOrStore(key, b.String())
+	}
+	args := make([]any, 0, len(cols)+2)
+	for _, c := range cols {
+		args = append(args, updates[c])
+	}
+	_, err := s.exec(tx, q.(string), append(args, id, from)...)
+	return err
+}
+
+// stepColumnNames are the steps table's columns in stepRow's field order
+// (scanStep).
+var stepColumnNames = []string{"id", "run_id", "name", "idx", "image", "command", "args", "env", "depends_on", "timeout_ms",
+	"retry", "if_cond", "assert", "runs_on", "priority", "approval", "secrets", "environment", "memory", "nano_cpus",
+	"state", "exit_code", "reason", "error", "outputs", "agent_id", "attempt", "not_before", "ready_at",
+	"started_at", "finished_at", "lease_id", "lease_expires", "deadline", "cancel_requested", "project_id"}
+
+// stepColumns lists stepColumnNames qualified by alias, for a SELECT that
+// scanStep reads.
+func stepColumns(alias string) string {
+	return alias + "." + strings.Join(stepColumnNames, ", "+alias+".")
+}
+
+// scanStep reads a row of stepColumns into r.
+func scanStep(rows *sql.Rows, r *stepRow) error {
+	return rows.Scan(&r.ID, &r.RunID, &r.Name, &r.Idx, &r.Image, &r.Command, &r.Args, &r.Env, &r.DependsOn, &r.TimeoutMs,
+		&r.Retry, &r.IfCond, &r.Assert, &r.RunsOn, &r.Priority, &r.Approval, &r.Secrets, &r.Environment, &r.Memory, &r.NanoCpus,
+		&r.State, &r.ExitCode, &r.Reason, &r.Error, &r.Outputs, &r.AgentID, &r.Attempt, &r.NotBefore, &r.ReadyAt,
+		&r.StartedAt, &r.FinishedAt, &r.LeaseID, &r.LeaseExpires, &r.Deadline, &r.CancelRequested, &r.ProjectID)
 }
