@@ -474,52 +474,48 @@ func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int
 }
 
 // CompleteAndReserve is CompleteStep, then ReserveStepAs for the same
-// agent under leaseID: the agent's next step, handed out with the result.
-// On SQLite both are one turn of the writer (the reservation in a
-// savepoint of its own, so failing to reserve never undoes the result);
-// on PostgreSQL they are two transactions, so a reservation never holds
-// the row locks of the completion (rows are locked in one order: a
-// project before a run). A repeated report (its first answer was lost)
-// gets the step reserved under leaseID when it was first recorded, if
-// that step still runs for the agent, rather than another.
+// agent under leaseID: the agent's next step, handed out with the result,
+// in one transaction (on SQLite, one turn of the writer). The reservation
+// has a savepoint of its own, so failing to reserve never undoes the
+// result. (On PostgreSQL the reservation then locks a limited project
+// after the completion locked a run, against the usual order; a
+// reservation that locked the project first only ever waits for a run
+// that is not running yet, which this one's is, so they cannot wait on
+// each other in a circle. A deadlock would be detected and the
+// transaction run again.) A repeated report (its first answer was lost)
+// gets the step reserved under leaseID when it was first recorded, if that
+// step still runs for the agent, rather than another.
 func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leaseID string, lease time.Duration) (server.Completion, error) {
 	var c server.Completion
 	var repeated bool
-	var err error
-	if s.group != nil {
-		var next *reservation
-		err = s.transaction(ctx, func(tx *gorm.DB) error {
-			c, next = server.Completion{}, nil
+	var next *reservation
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		c, next = server.Completion{}, nil
+		var err error
+		if c.Ready, repeated, err = s.record(tx, res); err != nil || repeated {
+			return err
+		}
+		c.NextErr = savepoint(tx, "next", func() error {
 			var err error
-			if c.Ready, repeated, err = s.record(tx, res); err != nil || repeated {
-				return err
-			}
-			c.NextErr = savepoint(tx, "next", func() error {
-				var err error
-				next, err = s.reserve(tx, res.AgentID, leaseID, lease)
-				return err
-			})
-			if c.NextErr != nil {
-				next = nil
-			}
-			return nil
+			next, err = s.reserve(tx, res.AgentID, leaseID, lease)
+			return err
 		})
-		if err != nil {
-			return c, err
+		if c.NextErr != nil {
+			next = nil
 		}
-		if !repeated {
-			if c.NextErr == nil {
-				c.Next, c.NextRun, c.NextErr = s.handed(ctx, next)
-			}
-			return c, nil
-		}
-	} else if c.Ready, repeated, err = s.completeStep(ctx, res); err != nil {
+		return nil
+	})
+	if err != nil {
 		return c, err
 	}
-	if repeated {
-		if c.Next, c.NextRun, c.NextErr = s.LeasedStep(ctx, res.AgentID, leaseID); c.Next != nil || c.NextErr != nil {
-			return c, nil
+	if !repeated {
+		if c.NextErr == nil {
+			c.Next, c.NextRun, c.NextErr = s.handed(ctx, next)
 		}
+		return c, nil
+	}
+	if c.Next, c.NextRun, c.NextErr = s.LeasedStep(ctx, res.AgentID, leaseID); c.Next != nil || c.NextErr != nil {
+		return c, nil
 	}
 	c.Next, c.NextRun, c.NextErr = s.ReserveStepAs(ctx, res.AgentID, leaseID, lease)
 	return c, nil
