@@ -43,12 +43,18 @@ ORDER BY top DESC, ` + d.share + `, served, id LIMIT 4`
 // (FOR NO KEY UPDATE SKIP LOCKED), and the outer state check holds under READ
 // COMMITTED, so two replicas can never take the same step.
 func (d *dialect) reserveInProject() string {
+	return d.reserveInProjectReturning("id, run_id, name, attempt")
+}
+
+// reserveInProjectReturning is reserveInProject returning the given
+// columns of the step.
+func (d *dialect) reserveInProjectReturning(returning string) string {
 	return `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
 		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
 		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
 	WHERE id = (SELECT s.id FROM steps s WHERE s.project_id = ? AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
 		ORDER BY s.priority DESC, s.run_id, s.idx LIMIT 1` + d.skipLocked + `) AND ` + isReady + `
-	RETURNING id, run_id, name, attempt`
+	RETURNING ` + returning
 }
 
 // ReserveStep gives agentID the next step in the fair queue (see
@@ -157,6 +163,9 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 		leaseID = uuid.NewString()
 	}
 	expires := ceilMilli(now.Add(lease))
+	if s.d.dollars {
+		return s.reserveInOneStatement(tx, c, agentID, leaseID, now, expires)
+	}
 	r := &reservation{LeaseID: leaseID}
 	err := s.queryRow(tx, s.d.reserveInProject(), engine.StepRunning, agentID, now, leaseID, expires, expires,
 		projectID, now.UnixMilli(), agentID).Scan(&r.StepID, &r.RunID, &r.Name, &r.Attempt)
@@ -202,6 +211,53 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 	return r, nil
 }
 
+// reserveInOneStatement is reserveIn's reservation on PostgreSQL, where
+// each statement is a round trip to another process: the step, its
+// attempt, the run's start and what the reservation needs of the run, in
+// one statement of data-modifying CTEs, which also returns the whole step.
+func (s *DB) reserveInOneStatement(tx *gorm.DB, c candidate, agentID, leaseID string, now time.Time, expires int64) (*reservation, error) {
+	q := `WITH s AS (` + s.d.reserveInProjectReturning("*") + `),
+	a AS (INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at)
+		SELECT id, attempt, run_id, ?, ?, ?, ? FROM s),
+	r AS (UPDATE runs SET state = ?, started_at = ? WHERE id = (SELECT run_id FROM s) AND state IN (?, ?) RETURNING id)
+SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, EXISTS (SELECT 1 FROM r)
+FROM s JOIN runs ON runs.id = s.run_id`
+	rows, err := s.query(tx, q, engine.StepRunning, agentID, now, leaseID, expires, expires, c.ID, now.UnixMilli(), agentID,
+		agentID, engine.StepRunning, leaseID, now,
+		engine.RunRunning, now, engine.RunPending, engine.RunWaiting)
+	if err != nil {
+		return nil, fmt.Errorf("reserve step: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, rows.Err() // another replica took the last one meanwhile
+	}
+	row := &stepRow{}
+	r := &reservation{LeaseID: leaseID, row: row, run: &server.Run{Project: c.Name}}
+	var started bool
+	if err := scanStep(rows, row, &r.source, &r.ciSource, &r.run.Untrusted, &started); err != nil {
+		return nil, fmt.Errorf("reserve step: %w", err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("reserve step: %w", err)
+	}
+	r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
+	if c.Served == 0 || c.Served != c.Latest {
+		if _, err := s.exec(tx, `UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, c.ID); err != nil {
+			return nil, fmt.Errorf("serve project %s: %w", c.Name, err)
+		}
+	}
+	if started {
+		if err := s.notify(tx, r.RunID, "", string(engine.RunRunning), ""); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.notify(tx, r.RunID, r.Name, string(engine.StepRunning), ""); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // reservation is what the transaction that reserved a step knows of it;
 // handed reads the rest after the commit.
 type reservation struct {
@@ -209,6 +265,7 @@ type reservation struct {
 	Attempt                      int
 	run                          *server.Run // project, untrusted
 	source, ciSource             string      // the run's, as stored
+	row                          *stepRow    // the whole step, if the reservation returned it
 }
 
 // handed returns the step r reserved, as it is stored, with its run. It
@@ -228,7 +285,9 @@ func (s *DB) handed(ctx context.Context, r *reservation) (*server.Step, *server.
 		return nil, nil, err
 	}
 	var rows []stepRow
-	if err := s.r.WithContext(ctx).Where("id = ?", r.StepID).Limit(1).Find(&rows).Error; err != nil {
+	if r.row != nil {
+		rows = append(rows, *r.row)
+	} else if err := s.r.WithContext(ctx).Where("id = ?", r.StepID).Limit(1).Find(&rows).Error; err != nil {
 		return nil, nil, fmt.Errorf("step %s: %w", r.StepID, err)
 	}
 	if len(rows) == 0 || rows[0].LeaseID != r.LeaseID || rows[0].Attempt != r.Attempt {
@@ -428,10 +487,17 @@ func holds(row *stepRow, l server.Lease) error {
 
 // reportedStep is ownedStep for a result: only what recording it reads
 // (the step's identity, holder, cancel request, retry policy and assert),
-// straight from the connection.
+// straight from the connection. Where rows are locked (PostgreSQL) it
+// locks the step's run, then the step (lockStepAndRun), with the same
+// statement.
 func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, error) {
 	var row stepRow
-	err := s.queryRow(tx, `SELECT id, run_id, name, agent_id, attempt, state, lease_id, cancel_requested, retry, assert FROM steps WHERE id = ?`, l.StepID).
+	q := `SELECT s.id, s.run_id, s.name, s.agent_id, s.attempt, s.state, s.lease_id, s.cancel_requested, s.retry, s.assert FROM steps s WHERE s.id = ?`
+	if s.d.locks {
+		q = `SELECT s.id, s.run_id, s.name, s.agent_id, s.attempt, s.state, s.lease_id, s.cancel_requested, s.retry, s.assert
+			FROM runs r JOIN steps s ON s.run_id = r.id WHERE s.id = ? FOR NO KEY UPDATE`
+	}
+	err := s.queryRow(tx, q, l.StepID).
 		Scan(&row.ID, &row.RunID, &row.Name, &row.AgentID, &row.Attempt, &row.State, &row.LeaseID, &row.CancelRequested, &row.Retry, &row.Assert)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, server.Errorf(server.ENOTFOUND, "step %q not found", l.StepID)
@@ -533,9 +599,6 @@ func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 // what the one before it wrote.
 func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated bool, err error) {
 	lease := server.Lease{StepID: res.StepID, AgentID: res.AgentID, Attempt: res.Attempt, ID: res.LeaseID}
-	if err := s.lockStepAndRun(tx, res.StepID); err != nil {
-		return 0, false, err
-	}
 	// The step running under this lease is the common case; only a report
 	// that finds it otherwise needs the attempt's record to tell a retried
 	// report (acknowledged) from a stale one. (While the step runs under

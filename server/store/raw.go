@@ -105,10 +105,11 @@ func stepColumns(alias string) string {
 	return alias + "." + strings.Join(stepColumnNames, ", "+alias+".")
 }
 
-// scanStep reads a row of stepColumns into r.
-func scanStep(rows *sql.Rows, r *stepRow) error {
-	return rows.Scan(&r.ID, &r.RunID, &r.Name, &r.Idx, &r.Image, &r.Command, &r.Args, &r.Env, &r.DependsOn, &r.TimeoutMs,
+// scanStep reads a row of stepColumns into r, and any columns after them
+// into extra.
+func scanStep(rows *sql.Rows, r *stepRow, extra ...any) error {
+	return rows.Scan(append([]any{&r.ID, &r.RunID, &r.Name, &r.Idx, &r.Image, &r.Command, &r.Args, &r.Env, &r.DependsOn, &r.TimeoutMs,
 		&r.Retry, &r.IfCond, &r.Assert, &r.RunsOn, &r.Priority, &r.Approval, &r.Secrets, &r.Environment, &r.Memory, &r.NanoCpus,
 		&r.State, &r.ExitCode, &r.Reason, &r.Error, &r.Outputs, &r.AgentID, &r.Attempt, &r.NotBefore, &r.ReadyAt,
-		&r.StartedAt, &r.FinishedAt, &r.LeaseID, &r.LeaseExpires, &r.Deadline, &r.CancelRequested, &r.ProjectID)
+		&r.StartedAt, &r.FinishedAt, &r.LeaseID, &r.LeaseExpires, &r.Deadline, &r.CancelRequested, &r.ProjectID}, extra...)...)
 }
