@@ -553,12 +553,20 @@ func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int
 // step still runs for the agent, rather than another.
 func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leaseID string, lease time.Duration) (server.Completion, error) {
 	var c server.Completion
-	var repeated bool
+	var repeated, reserveFailed bool
 	var next *reservation
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
-		c, next = server.Completion{}, nil
+		c, next, reserveFailed = server.Completion{}, nil, false
 		var err error
 		if c.Ready, repeated, err = s.record(tx, res); err != nil || repeated {
+			return err
+		}
+		if s.d.locks {
+			// PostgreSQL: a savepoint is a round trip more per step. A
+			// failed reservation rolls the transaction back instead, and
+			// the result is recorded again alone, below.
+			next, err = s.reserve(tx, res.AgentID, leaseID, lease)
+			reserveFailed = err != nil
 			return err
 		}
 		c.NextErr = savepoint(tx, "next", func() error {
@@ -571,6 +579,12 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 		}
 		return nil
 	})
+	if reserveFailed {
+		next, c.NextErr = nil, err
+		if c.Ready, repeated, err = s.completeStep(ctx, res); err != nil {
+			return c, err
+		}
+	}
 	if err != nil {
 		return c, err
 	}
@@ -638,8 +652,12 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 		state, reason = engine.StepCancelled, engine.ReasonCancelled
 	}
 	now := s.now()
-	if _, err := s.exec(tx, `UPDATE step_attempts SET state = ?, exit_code = ?, reason = ?, error = ?, reported = ?, finished_at = ? WHERE step_id = ? AND attempt = ?`,
-		state, res.ExitCode, reason, errMsg, reportKey(res), now, res.StepID, res.Attempt); err != nil {
+	const endAttempt = `UPDATE step_attempts SET state = ?, exit_code = ?, reason = ?, error = ?, reported = ?, finished_at = ? WHERE step_id = ? AND attempt = ?`
+	endArgs := []any{state, res.ExitCode, reason, errMsg, reportKey(res), now, res.StepID, res.Attempt}
+	var with string // PostgreSQL: the attempt is ended by the step's UPDATE, one round trip
+	if s.d.locks {
+		with = `WITH ended AS (` + endAttempt + `) `
+	} else if _, err := s.exec(tx, endAttempt, endArgs...); err != nil {
 		return 0, false, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
 	}
 	outputs := res.Outputs
@@ -662,7 +680,10 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 		updates["not_before"] = ceilMilli(now.Add(delay))
 		updates["ready_at"] = ceilMilli(now.Add(delay))
 	}
-	if err := s.updateStep(tx, row.ID, engine.StepRunning, updates); err != nil {
+	if with == "" {
+		endArgs = nil
+	}
+	if err := s.updateStepWith(tx, with, endArgs, row.ID, engine.StepRunning, updates); err != nil {
 		return 0, false, fmt.Errorf("complete step %s: %w", row.ID, err)
 	}
 	if err := s.notify(tx, row.RunID, row.Name, fmt.Sprint(updates["state"]), string(reason)); err != nil {

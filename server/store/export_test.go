@@ -29,3 +29,10 @@ func CachedStatements(s *DB) (writer, readers int) {
 	}
 	return count(s.db.ConnPool), count(s.r.ConnPool)
 }
+
+// ExecSQL runs a statement on the store's database, for tests that need
+// the database itself to misbehave.
+func ExecSQL(s *DB, q string) error { return s.db.Exec(q).Error }
+
+// Dialect names the store's SQL dialect: sqlite or postgres.
+func Dialect(s *DB) string { return s.d.name }

@@ -65,16 +65,22 @@ var updateStepSQL sync.Map // string (sorted columns) -> string
 // updateStep sets the columns of step id that updates names (column ->
 // value) if the step is still in state from.
 func (s *DB) updateStep(tx *gorm.DB, id string, from engine.StepState, updates map[string]any) error {
+	return s.updateStepWith(tx, "", nil, id, from, updates)
+}
+
+// updateStepWith is updateStep with a WITH clause before the UPDATE (a
+// data-modifying CTE on PostgreSQL) and its arguments.
+func (s *DB) updateStepWith(tx *gorm.DB, with string, withArgs []any, id string, from engine.StepState, updates map[string]any) error {
 	cols := make([]string, 0, len(updates))
 	for c := range updates {
 		cols = append(cols, c)
 	}
 	slices.Sort(cols)
-	key := strings.Join(cols, ",")
+	key := with + "|" + strings.Join(cols, ",")
 	q, ok := updateStepSQL.Load(key)
 	if !ok {
 		var b strings.Builder
-		b.WriteString("UPDATE steps SET ")
+		b.WriteString(with + "UPDATE steps SET ")
 		for i, c := range cols {
 			if i > 0 {
 				b.WriteString(", ")
@@ -84,7 +90,8 @@ func (s *DB) updateStep(tx *gorm.DB, id string, from engine.StepState, updates m
 		b.WriteString(" WHERE id = ? AND state = ?")
 		q, _ = updateStepSQL.LoadOrStore(key, b.String())
 	}
-	args := make([]any, 0, len(cols)+2)
+	args := make([]any, 0, len(withArgs)+len(cols)+2)
+	args = append(args, withArgs...)
 	for _, c := range cols {
 		args = append(args, updates[c])
 	}
