@@ -48,6 +48,7 @@ fuzz: ## Fuzz the runbook, outputs and expression parsers, the payload envelope,
 	$(GO) test ./shared/expr -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/expr -run '^$$' -fuzz '^FuzzTemplate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/envelope -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
+	$(GO) test ./shared/envelope -run '^$$' -fuzz '^FuzzOpenSession$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/mask -run '^$$' -fuzz '^FuzzMask$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 	$(GO) test ./shared/artifact -run '^$$' -fuzz '^FuzzValidateKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 

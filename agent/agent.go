@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -176,6 +177,10 @@ type Agent struct {
 	// takesWork is whether a step ending may ask for the next one with
 	// its result (the agent is Ready); set by the Run goroutine.
 	takesWork atomic.Bool
+
+	openerMu  sync.Mutex
+	openerFor ed25519.PublicKey // the server key sessionOpener opens for
+	sessions  *envelope.Opener
 }
 
 // Registration retries: fast while the server is unreachable, slower when it
@@ -630,8 +635,17 @@ func (a *Agent) rejectReservation(ctx context.Context, res *protocol.Reservation
 // open verifies and opens a reservation's sealed assignment, which must be
 // for this agent, that step and that attempt.
 func (a *Agent) open(res *protocol.Reservation) (*protocol.Assignment, error) {
-	plain, err := envelope.Open(a.Identity.HPKE, a.serverKey,
-		envelope.Binding{AgentID: a.Identity.ID, StepID: res.StepID, Attempt: res.Attempt}, res.Sealed)
+	b := envelope.Binding{AgentID: a.Identity.ID, StepID: res.StepID, Attempt: res.Attempt}
+	var plain []byte
+	var err error
+	switch res.Envelope {
+	case "":
+		plain, err = envelope.Open(a.Identity.HPKE, a.serverKey, b, res.Sealed)
+	case protocol.EnvelopeSession:
+		plain, err = a.opener().Open(b, res.Sealed)
+	default:
+		err = fmt.Errorf("%w: unknown envelope %q", envelope.ErrRejected, res.Envelope)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -643,6 +657,18 @@ func (a *Agent) open(res *protocol.Reservation) (*protocol.Assignment, error) {
 		return nil, fmt.Errorf("%w: assignment is for step %s attempt %d lease %s", envelope.ErrRejected, asg.StepID, asg.Attempt, asg.LeaseID)
 	}
 	return &asg, nil
+}
+
+// opener returns the agent's opener of session envelopes, for the server
+// key it registered with.
+func (a *Agent) opener() *envelope.Opener {
+	a.openerMu.Lock()
+	defer a.openerMu.Unlock()
+	if a.sessions == nil || !a.openerFor.Equal(a.serverKey) {
+		a.sessions = envelope.NewOpener(a.Identity.HPKE, a.serverKey, a.Identity.ID)
+		a.openerFor = a.serverKey
+	}
+	return a.sessions
 }
 
 // stoppedError is the cancel cause of steps the agent itself stops.

@@ -29,9 +29,10 @@ import (
 type fakeServer struct {
 	key       ed25519.PrivateKey // signs reservations
 	agentID   string
-	agentKey  []byte // the registered X25519 key, to seal to
-	garbage   bool   // send reservations that do not open
-	desired   string // what State answers; "" is enabled
+	agentKey  []byte             // the registered X25519 key, to seal to
+	garbage   bool               // send reservations that do not open
+	sessions  *envelope.Sessions // seal in session envelopes (nil: one HPKE message each)
+	desired   string             // what State answers; "" is enabled
 	events    chan string
 	mu        sync.Mutex
 	queue     []*protocol.Assignment
@@ -146,11 +147,19 @@ func (f *fakeServer) next() (*protocol.Reservation, error) {
 	f.queue = f.queue[1:]
 	f.mu.Unlock()
 	plain, _ := json.Marshal(a)
-	sealed, err := envelope.Seal(f.key, f.agentKey, envelope.Binding{AgentID: f.agentID, StepID: a.StepID, Attempt: a.Attempt}, plain)
-	if f.garbage {
-		sealed[len(sealed)-1] ^= 1
+	b := envelope.Binding{AgentID: f.agentID, StepID: a.StepID, Attempt: a.Attempt}
+	res := &protocol.Reservation{StepID: a.StepID, Attempt: a.Attempt, LeaseID: a.LeaseID}
+	var err error
+	if f.sessions != nil {
+		res.Sealed, err = f.sessions.Seal(f.agentKey, b, plain)
+		res.Envelope = protocol.EnvelopeSession
+	} else {
+		res.Sealed, err = envelope.Seal(f.key, f.agentKey, b, plain)
 	}
-	return &protocol.Reservation{StepID: a.StepID, Attempt: a.Attempt, LeaseID: a.LeaseID, Sealed: sealed}, err
+	if f.garbage {
+		res.Sealed[len(res.Sealed)-1] ^= 1
+	}
+	return res, err
 }
 
 func (f *fakeServer) Events(ctx context.Context, connected func(), handle func(kind string)) error {
@@ -481,6 +490,32 @@ func TestAgentRejectsTamperedReservation(t *testing.T) {
 	}
 	if exec.calls.Load() != 0 {
 		t.Error("a rejected payload was run")
+	}
+}
+
+// A current server seals in the agent's session: the agent opens it, and
+// refuses a session payload that was tampered with or of an unknown form.
+func TestAgentOpensSessionEnvelopes(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		garbage bool
+		want    engine.Reason
+	}{{"sealed in the session", false, ""}, {"tampered", true, engine.ReasonPayloadRejected}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeServer(&protocol.Assignment{StepID: "s", Attempt: 1, Command: "true"})
+			f.sessions = envelope.NewSessions(f.key)
+			f.garbage = c.garbage
+			exec := &recordingExecutor{}
+			r := runOnce(t, f, "", exec, "s")
+			if r.Reason != c.want {
+				t.Errorf("result %+v, want reason %q", r, c.want)
+			}
+			if ran := exec.calls.Load() == 1; ran == c.garbage {
+				t.Errorf("ran %t, want %t", ran, !c.garbage)
+			}
+		})
 	}
 }
 

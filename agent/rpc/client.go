@@ -232,6 +232,7 @@ func (c *Client) call(ctx context.Context, method, path, token string, body func
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	req.Header.Set(protocol.HeaderEnvelope, protocol.EnvelopeSession)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, err

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -17,6 +18,7 @@ import (
 	"github.com/baton-ci/baton/server/control"
 	"github.com/baton-ci/baton/server/metrics"
 	"github.com/baton-ci/baton/server/secretbox"
+	"github.com/baton-ci/baton/shared/envelope"
 	"github.com/baton-ci/baton/shared/protocol"
 )
 
@@ -88,6 +90,15 @@ type Server struct {
 	logins   loginLimiter
 	names    stepNames
 	hookWake chan struct{}
+
+	sessionsOnce sync.Once
+	sessions     *envelope.Sessions // session envelopes, keyed by agent
+}
+
+// envelopes returns the server's session envelopes (SigningKey signs them).
+func (s *Server) envelopes() *envelope.Sessions {
+	s.sessionsOnce.Do(func() { s.sessions = envelope.NewSessions(s.SigningKey) })
+	return s.sessions
 }
 
 // Router returns the complete HTTP handler.

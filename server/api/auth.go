@@ -24,7 +24,12 @@ const (
 
 type ctxKey int
 
-const agentKey ctxKey = iota
+const (
+	agentKey ctxKey = iota
+	// sessionsKey: the calling agent opens session envelopes
+	// (protocol.HeaderEnvelope).
+	sessionsKey
+)
 
 // bearer returns the token of an "Authorization: Bearer" header.
 func bearer(r *http.Request) string {
@@ -111,7 +116,11 @@ func (s *Server) requireAgent(next http.Handler) http.Handler {
 			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent %s is unknown or was deleted", id))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), agentKey, agent)))
+		ctx := context.WithValue(r.Context(), agentKey, agent)
+		if r.Header.Get(protocol.HeaderEnvelope) == protocol.EnvelopeSession {
+			ctx = context.WithValue(ctx, sessionsKey, true)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

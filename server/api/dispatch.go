@@ -257,12 +257,18 @@ func (s *Server) assign(ctx context.Context, agent *server.Agent, step *server.S
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := envelope.Seal(s.SigningKey, agent.HPKEKey,
-		envelope.Binding{AgentID: agent.ID, StepID: step.ID, Attempt: step.Attempt}, plain)
+	res := &protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt, LeaseID: step.LeaseID}
+	b := envelope.Binding{AgentID: agent.ID, StepID: step.ID, Attempt: step.Attempt}
+	if sessions, _ := ctx.Value(sessionsKey).(bool); sessions {
+		res.Sealed, err = s.envelopes().Seal(agent.HPKEKey, b, plain)
+		res.Envelope = protocol.EnvelopeSession
+	} else {
+		res.Sealed, err = envelope.Seal(s.SigningKey, agent.HPKEKey, b, plain)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &protocol.Reservation{StepID: step.ID, RunID: step.RunID, Attempt: step.Attempt, LeaseID: step.LeaseID, Sealed: sealed}, nil
+	return res, nil
 }
 
 // appendLog stores a chunk of a running step's output:

@@ -65,6 +65,16 @@ const (
 	ParkedRecheck = MaxReserveWait
 )
 
+// Session envelopes: an agent that sends HeaderEnvelope: EnvelopeSession
+// on its calls can open payloads sealed in a per-agent session
+// (envelope.Sessions), which spares both sides a key exchange and a
+// signature per step; a reservation's Envelope says which form it
+// carries ("": one HPKE message per payload, envelope.Seal).
+const (
+	HeaderEnvelope  = "X-Baton-Envelope"
+	EnvelopeSession = "session"
+)
+
 // Error is the body of every 4xx/5xx answer.
 type Error struct {
 	Error   string   `json:"error"`
@@ -431,6 +441,9 @@ type Reservation struct {
 	// result); the assignment inside carries it too.
 	LeaseID string `json:"lease_id"`
 	Sealed  []byte `json:"sealed"`
+	// Envelope is the form of Sealed: "" (envelope.Seal) or
+	// EnvelopeSession, only for an agent that accepts it.
+	Envelope string `json:"envelope,omitempty"`
 }
 
 // Assignment is a reserved step: everything an agent needs to run it.
