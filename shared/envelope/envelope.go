@@ -35,11 +35,7 @@ var ErrRejected = errors.New("payload rejected")
 // Seal signs payload with the server's key and seals it to the agent's
 // X25519 public key for binding.
 func Seal(server ed25519.PrivateKey, agentKey []byte, b Binding, payload []byte) ([]byte, error) {
-	pub, err := ecdh.X25519().NewPublicKey(agentKey)
-	if err != nil {
-		return nil, fmt.Errorf("agent key: %w", err)
-	}
-	pk, err := hpke.NewDHKEMPublicKey(pub)
+	pk, err := hpkeKey(agentKey)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +43,15 @@ func Seal(server ed25519.PrivateKey, agentKey []byte, b Binding, payload []byte)
 	sig := ed25519.Sign(server, append(append([]byte{}, info...), payload...))
 	kdf, aead := suite()
 	return hpke.Seal(pk, kdf, aead, info, append(sig, payload...))
+}
+
+// hpkeKey is the agent's X25519 public key as HPKE's DHKEM key.
+func hpkeKey(agentKey []byte) (hpke.PublicKey, error) {
+	pub, err := ecdh.X25519().NewPublicKey(agentKey)
+	if err != nil {
+		return nil, fmt.Errorf("agent key: %w", err)
+	}
+	return hpke.NewDHKEMPublicKey(pub)
 }
 
 // Open opens a sealed payload with the agent's key, for binding, and checks

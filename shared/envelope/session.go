@@ -113,11 +113,7 @@ func (s *Sessions) current(agentKey []byte, agentID string) (*session, error) {
 		subtle.ConstantTimeCompare(sess.agentKey, agentKey) == 1 {
 		return sess, nil
 	}
-	pub, err := ecdh.X25519().NewPublicKey(agentKey)
-	if err != nil {
-		return nil, fmt.Errorf("agent key: %w", err)
-	}
-	pk, err := hpke.NewDHKEMPublicKey(pub)
+	pk, err := hpkeKey(agentKey)
 	if err != nil {
 		return nil, err
 	}
