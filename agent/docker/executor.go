@@ -260,7 +260,15 @@ func (e *Executor) execute(ctx context.Context, spec agent.StepSpec, out io.Writ
 		copied <- err
 	}()
 	wait := e.cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if _, err := e.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+	// Start on a context the step's cancellation does not interrupt: the
+	// container may be running before the daemon answers, and a start
+	// abandoned then left it to be removed by force, so a step cancelled
+	// just after it began never got its SIGTERM (nor printed what its
+	// handler prints). A cancel now reaches wait, which stops it gently.
+	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	_, err = e.cli.ContainerStart(startCtx, id, client.ContainerStartOptions{})
+	cancelStart()
+	if err != nil {
 		return -1, nil, cancelledOr(ctx, fmt.Errorf("start container: %w", err))
 	}
 
