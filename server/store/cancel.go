@@ -71,7 +71,7 @@ func (s *DB) CancelRun(ctx context.Context, id string) ([]string, error) {
 			}
 		}
 		_, err = s.settle(tx, id, func(frontier []string) ([]stepRow, error) {
-			return pendingDependents(tx, id, frontier)
+			return s.pendingDependents(tx, id, frontier)
 		}, cancelled)
 		return err
 	})

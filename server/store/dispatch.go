@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -175,15 +176,6 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 	if err != nil {
 		return nil, fmt.Errorf("reserve step: %w", err)
 	}
-	// served orders projects with equal shares: the one served longest ago
-	// goes first. A project that was the last one served already has the
-	// latest mark, so the order would not change: its row is left alone
-	// (with one busy project, every reservation rewrote the same row).
-	if c.Served == 0 || c.Served != c.Latest {
-		if _, err := s.exec(tx, `UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, projectID); err != nil {
-			return nil, fmt.Errorf("serve project %s: %w", c.Name, err)
-		}
-	}
 	if _, err := s.exec(tx, `INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		r.StepID, r.Attempt, r.RunID, agentID, engine.StepRunning, leaseID, now); err != nil {
 		return nil, fmt.Errorf("record attempt %d of step %s: %w", r.Attempt, r.StepID, err)
@@ -193,22 +185,44 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 	if err != nil {
 		return nil, fmt.Errorf("start run %s: %w", r.RunID, err)
 	}
-	if n, _ := started.RowsAffected(); n == 1 {
-		if err := s.notify(tx, r.RunID, "", string(engine.RunRunning), ""); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.notify(tx, r.RunID, r.Name, string(engine.StepRunning), ""); err != nil {
-		return nil, err
-	}
 	// Untrusted decides whether the step may have the repository's
 	// credentials; it is read in the transaction that reserves the step.
 	r.run = &server.Run{ID: r.RunID, Project: c.Name}
+	if err := s.readRunSources(tx, r); err != nil {
+		return nil, err
+	}
+	n, _ := started.RowsAffected()
+	return r, s.reserved(tx, c, r, n == 1)
+}
+
+// readRunSources reads what a reservation needs of its step's run: its
+// sources and whether it is untrusted.
+func (s *DB) readRunSources(tx *gorm.DB, r *reservation) error {
 	if err := s.queryRow(tx, `SELECT source, ci_source, untrusted FROM runs WHERE id = ?`, r.RunID).
 		Scan(&r.source, &r.ciSource, &r.run.Untrusted); err != nil {
-		return nil, fmt.Errorf("sources of run %s: %w", r.RunID, err)
+		return fmt.Errorf("sources of run %s: %w", r.RunID, err)
 	}
-	return r, nil
+	return nil
+}
+
+// reserved finishes a reservation in project c: the project's served
+// mark, and the notifications of the step (and its run, if it started).
+func (s *DB) reserved(tx *gorm.DB, c candidate, r *reservation, runStarted bool) error {
+	// served orders projects with equal shares: the one served longest ago
+	// goes first. A project that was the last one served already has the
+	// latest mark, so the order would not change: its row is left alone
+	// (with one busy project, every reservation rewrote the same row).
+	if c.Served == 0 || c.Served != c.Latest {
+		if _, err := s.exec(tx, `UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, c.ID); err != nil {
+			return fmt.Errorf("serve project %s: %w", c.Name, err)
+		}
+	}
+	if runStarted {
+		if err := s.notify(tx, r.RunID, "", string(engine.RunRunning), ""); err != nil {
+			return err
+		}
+	}
+	return s.notify(tx, r.RunID, r.Name, string(engine.StepRunning), "")
 }
 
 // reserveInOneStatement is reserveIn's reservation on PostgreSQL, where
@@ -242,20 +256,7 @@ FROM s JOIN runs ON runs.id = s.run_id`
 		return nil, fmt.Errorf("reserve step: %w", err)
 	}
 	r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
-	if c.Served == 0 || c.Served != c.Latest {
-		if _, err := s.exec(tx, `UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, c.ID); err != nil {
-			return nil, fmt.Errorf("serve project %s: %w", c.Name, err)
-		}
-	}
-	if started {
-		if err := s.notify(tx, r.RunID, "", string(engine.RunRunning), ""); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.notify(tx, r.RunID, r.Name, string(engine.StepRunning), ""); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return r, s.reserved(tx, c, r, started)
 }
 
 // reservation is what the transaction that reserved a step knows of it;
@@ -284,42 +285,25 @@ func (s *DB) handed(ctx context.Context, r *reservation) (*server.Step, *server.
 	if r.run.CISource, err = sourceOf(r.ciSource); err != nil {
 		return nil, nil, err
 	}
-	var rows []stepRow
-	if r.row != nil {
-		rows = append(rows, *r.row)
-	} else if err := s.r.WithContext(ctx).Where("id = ?", r.StepID).Limit(1).Find(&rows).Error; err != nil {
-		return nil, nil, fmt.Errorf("step %s: %w", r.StepID, err)
+	row := r.row
+	if row == nil {
+		var rows []stepRow
+		if err := s.r.WithContext(ctx).Where("id = ?", r.StepID).Limit(1).Find(&rows).Error; err != nil {
+			return nil, nil, fmt.Errorf("step %s: %w", r.StepID, err)
+		}
+		if len(rows) == 0 {
+			return nil, nil, nil
+		}
+		row = &rows[0]
 	}
-	if len(rows) == 0 || rows[0].LeaseID != r.LeaseID || rows[0].Attempt != r.Attempt {
+	if row.LeaseID != r.LeaseID || row.Attempt != r.Attempt {
 		return nil, nil, nil
 	}
-	step, err := rows[0].domain()
+	step, err := row.domain()
 	if err != nil {
 		return nil, nil, err
 	}
 	return step, r.run, nil
-}
-
-// reservedRun is what a reservation needs of a step's run: its project's
-// name, sources and whether it is untrusted.
-func reservedRun(tx *gorm.DB, runID, project string) (*server.Run, error) {
-	run := &server.Run{ID: runID, Project: project}
-	var found []struct {
-		Source, CiSource string
-		Untrusted        bool
-	}
-	if err := tx.Raw(`SELECT source, ci_source, untrusted FROM runs WHERE id = ?`, runID).Scan(&found).Error; err != nil || len(found) != 1 {
-		return nil, fmt.Errorf("sources of run %s: %v", runID, err)
-	}
-	run.Untrusted = found[0].Untrusted
-	var err error
-	if run.Source, err = sourceOf(found[0].Source); err != nil {
-		return nil, err
-	}
-	if run.CISource, err = sourceOf(found[0].CiSource); err != nil {
-		return nil, err
-	}
-	return run, nil
 }
 
 // LeasedStep returns the step running for agentID under leaseID, with its
@@ -333,19 +317,16 @@ func (s *DB) LeasedStep(ctx context.Context, agentID, leaseID string) (*server.S
 	if len(rows) == 0 {
 		return nil, nil, nil
 	}
-	step, err := rows[0].domain()
-	if err != nil {
-		return nil, nil, err
-	}
 	var names []string
 	if err := s.r.WithContext(ctx).Raw(`SELECT name FROM projects WHERE id = ?`, rows[0].ProjectID).Scan(&names).Error; err != nil || len(names) != 1 {
-		return nil, nil, fmt.Errorf("project of step %s: %v", step.ID, err)
+		return nil, nil, fmt.Errorf("project of step %s: %v", rows[0].ID, err)
 	}
-	run, err := reservedRun(s.r.WithContext(ctx), step.RunID, names[0])
-	if err != nil {
+	r := &reservation{StepID: rows[0].ID, RunID: rows[0].RunID, Name: rows[0].Name, LeaseID: leaseID, Attempt: rows[0].Attempt,
+		row: &rows[0], run: &server.Run{ID: rows[0].RunID, Project: names[0]}}
+	if err := s.readRunSources(s.r.WithContext(ctx), r); err != nil {
 		return nil, nil, err
 	}
-	return step, run, nil
+	return s.handed(ctx, r)
 }
 
 // NextRetryAt returns when the earliest Ready step held back by a retry
@@ -492,10 +473,11 @@ func holds(row *stepRow, l server.Lease) error {
 // statement.
 func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, error) {
 	var row stepRow
-	q := `SELECT s.id, s.run_id, s.name, s.agent_id, s.attempt, s.state, s.lease_id, s.cancel_requested, s.retry, s.assert FROM steps s WHERE s.id = ?`
+	q := `SELECT s.id, s.run_id, s.name, s.agent_id, s.attempt, s.state, s.lease_id, s.cancel_requested, s.retry, s.assert`
 	if s.d.locks {
-		q = `SELECT s.id, s.run_id, s.name, s.agent_id, s.attempt, s.state, s.lease_id, s.cancel_requested, s.retry, s.assert
-			FROM runs r JOIN steps s ON s.run_id = r.id WHERE s.id = ? FOR NO KEY UPDATE`
+		q += ` FROM runs r JOIN steps s ON s.run_id = r.id WHERE s.id = ? FOR NO KEY UPDATE`
+	} else {
+		q += ` FROM steps s WHERE s.id = ?`
 	}
 	err := s.queryRow(tx, q, l.StepID).
 		Scan(&row.ID, &row.RunID, &row.Name, &row.AgentID, &row.Attempt, &row.State, &row.LeaseID, &row.CancelRequested, &row.Retry, &row.Assert)
@@ -655,8 +637,9 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 	const endAttempt = `UPDATE step_attempts SET state = ?, exit_code = ?, reason = ?, error = ?, reported = ?, finished_at = ? WHERE step_id = ? AND attempt = ?`
 	endArgs := []any{state, res.ExitCode, reason, errMsg, reportKey(res), now, res.StepID, res.Attempt}
 	var with string // PostgreSQL: the attempt is ended by the step's UPDATE, one round trip
+	var withArgs []any
 	if s.d.locks {
-		with = `WITH ended AS (` + endAttempt + `) `
+		with, withArgs = `WITH ended AS (`+endAttempt+`) `, endArgs
 	} else if _, err := s.exec(tx, endAttempt, endArgs...); err != nil {
 		return 0, false, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
 	}
@@ -680,10 +663,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 		updates["not_before"] = ceilMilli(now.Add(delay))
 		updates["ready_at"] = ceilMilli(now.Add(delay))
 	}
-	if with == "" {
-		endArgs = nil
-	}
-	if err := s.updateStepWith(tx, with, endArgs, row.ID, engine.StepRunning, updates); err != nil {
+	if err := s.updateStepWith(tx, with, withArgs, row.ID, engine.StepRunning, updates); err != nil {
 		return 0, false, fmt.Errorf("complete step %s: %w", row.ID, err)
 	}
 	if err := s.notify(tx, row.RunID, row.Name, fmt.Sprint(updates["state"]), string(reason)); err != nil {
@@ -754,10 +734,7 @@ func reportKey(res server.StepResult) string {
 // (and reason) changed ended in.
 func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning bool) (int, error) {
 	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
-		if len(frontier) == 1 {
-			return s.dependentsOf(tx, runID, frontier[0])
-		}
-		return pendingDependents(tx, runID, frontier)
+		return s.pendingDependents(tx, runID, frontier)
 	}, []string{changed}, map[string]knownState{changed: ended})
 	if err != nil {
 		return 0, err
@@ -773,20 +750,19 @@ func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRu
 	return 0, s.updateRunState(tx, runID, s.now())
 }
 
-// pendingDependents returns the pending steps that depend on any of names.
-func pendingDependents(tx *gorm.DB, runID string, names []string) ([]stepRow, error) {
-	var dependents []stepRow
-	err := tx.Raw(`SELECT s.* FROM steps s JOIN step_deps d ON d.step_id = s.id
-		WHERE d.run_id = ? AND d.depends_on IN ? AND s.state = ?`, runID, names, engine.StepPending).
-		Scan(&dependents).Error
-	return dependents, err
-}
-
-// dependentsOf is pendingDependents of one step, straight from the
-// connection (a completion's common case).
-func (s *DB) dependentsOf(tx *gorm.DB, runID, name string) ([]stepRow, error) {
+// pendingDependents returns the pending steps that depend on any of
+// names, straight from the connection (a completion's hot path).
+func (s *DB) pendingDependents(tx *gorm.DB, runID string, names []string) ([]stepRow, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(names)+1)
+	args = append(args, runID)
+	for _, n := range names {
+		args = append(args, n)
+	}
 	rows, err := s.query(tx, `SELECT `+stepColumns("s")+` FROM steps s JOIN step_deps d ON d.step_id = s.id
-		WHERE d.run_id = ? AND d.depends_on = ? AND `+stateIs("s.state", engine.StepPending), runID, name)
+		WHERE d.run_id = ? AND d.depends_on IN (?`+strings.Repeat(", ?", len(names)-1)+`) AND `+stateIs("s.state", engine.StepPending), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -956,10 +932,7 @@ func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFact
 		g.steps[st.Name] = ps
 		for _, d := range st.DependsOn {
 			if k, ok := known[d]; ok {
-				g.states[d] = k.state
-				if k.state == engine.StepSkipped {
-					g.upstreamFailed[d] = k.reason != string(engine.ReasonCondition)
-				}
+				g.dependency(d, k.state, k.reason)
 				continue
 			}
 			depNames = append(depNames, d)
@@ -978,14 +951,21 @@ func (s *DB) subgraph(tx *gorm.DB, runID string, steps []stepRow, facts *runFact
 		return nil, fmt.Errorf("dependency states in run %s: %w", runID, err)
 	}
 	for _, d := range deps {
-		if _, ok := g.states[d.Name]; !ok {
-			g.states[d.Name] = engine.StepState(d.State)
-		}
-		if d.State == string(engine.StepSkipped) {
-			g.upstreamFailed[d.Name] = d.Reason != string(engine.ReasonCondition)
-		}
+		g.dependency(d.Name, engine.StepState(d.State), d.Reason)
 	}
 	return g, nil
+}
+
+// dependency records the state of a dependency of the graph's steps (a
+// step of the graph keeps its own), and whether a skip of it counts as an
+// upstream failure.
+func (g *graph) dependency(name string, state engine.StepState, reason string) {
+	if _, ok := g.states[name]; !ok {
+		g.states[name] = state
+	}
+	if state == engine.StepSkipped {
+		g.upstreamFailed[name] = reason != string(engine.ReasonCondition)
+	}
 }
 
 // updateRunState derives the run state from counts of step states.

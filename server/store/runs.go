@@ -30,9 +30,7 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		st.Index = i
 		st.State = engine.StepPending
 	}
-	settled := false
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
-		settled = false
 		projectID, err := s.ensureProject(tx, run.Project)
 		if err != nil {
 			return err
@@ -135,7 +133,7 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		entry := true
 		if _, err := s.settle(tx, run.ID, func(frontier []string) ([]stepRow, error) {
 			if !entry {
-				return pendingDependents(tx, run.ID, frontier)
+				return s.pendingDependents(tx, run.ID, frontier)
 			}
 			entry = false
 			var rows []stepRow
@@ -145,11 +143,10 @@ func (s *DB) CreateRun(ctx context.Context, run *server.Run) error {
 		}, []string{""}); err != nil {
 			return err
 		}
-		settled = true
 		return nil
 	})
-	if err != nil || !settled {
-		return err
+	if err != nil || len(run.Steps) == 0 {
+		return err // nothing to read back for a run that failed before it started
 	}
 	// The run as stored, read after the commit from a reader: reading 50
 	// steps back took the one SQLite writer as long as inserting them.
@@ -201,7 +198,7 @@ func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve
 				first = false
 				return []stepRow{row}, nil
 			}
-			return pendingDependents(tx, runID, frontier)
+			return s.pendingDependents(tx, runID, frontier)
 		}, []string{stepName})
 		return err
 	})
@@ -237,7 +234,7 @@ func (s *DB) ResumeRun(ctx context.Context, id string) (*server.Run, error) {
 		first := true
 		if _, err := s.settle(tx, id, func(frontier []string) ([]stepRow, error) {
 			if !first {
-				return pendingDependents(tx, id, frontier)
+				return s.pendingDependents(tx, id, frontier)
 			}
 			first = false
 			var rows []stepRow

@@ -136,13 +136,6 @@ func (s *Sessions) current(agentKey []byte, agentID string) (*session, error) {
 	return sess, nil
 }
 
-// Forget drops an agent's session (a deleted agent).
-func (s *Sessions) Forget(agentID string) {
-	s.mu.Lock()
-	delete(s.m, agentID)
-	s.mu.Unlock()
-}
-
 // Opener opens session envelopes for one agent, remembering the keys of
 // the sessions it has seen. Safe for concurrent use.
 type Opener struct {
