@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/baton-ci/baton/server"
 	"github.com/baton-ci/baton/shared/engine"
@@ -117,9 +116,9 @@ func (s *DB) reserve(tx *gorm.DB, agentID, leaseID string, lease time.Duration) 
 			return nil, nil
 		}
 	}
-	var projects []candidate
-	if err := tx.Raw(s.d.pickProject(), now.UnixMilli(), agentID).Scan(&projects).Error; err != nil {
-		return nil, fmt.Errorf("pick project: %w", err)
+	projects, err := s.pickProject(tx, now, agentID)
+	if err != nil {
+		return nil, err
 	}
 	for _, project := range projects {
 		if r, err := s.reserveIn(tx, project, agentID, leaseID, now, lease); err != nil || r != nil {
@@ -127,6 +126,28 @@ func (s *DB) reserve(tx *gorm.DB, agentID, leaseID string, lease time.Duration) 
 		}
 	}
 	return nil, nil
+}
+
+// pickProject lists the projects the agent may take a step of now, best
+// first (dialect.pickProject).
+func (s *DB) pickProject(tx *gorm.DB, now time.Time, agentID string) ([]candidate, error) {
+	rows, err := s.query(tx, s.d.pickProject(), now.UnixMilli(), agentID)
+	if err != nil {
+		return nil, fmt.Errorf("pick project: %w", err)
+	}
+	defer rows.Close()
+	var out []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.ID, &c.Name, &c.MaxRunning, &c.Served, &c.Latest); err != nil {
+			return nil, fmt.Errorf("pick project: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("pick project: %w", err)
+	}
+	return out, nil
 }
 
 // candidate is a project pickProject found with a step to hand out.
@@ -213,8 +234,8 @@ func (s *DB) reserved(tx *gorm.DB, c candidate, r *reservation, runStarted bool)
 	// latest mark, so the order would not change: its row is left alone
 	// (with one busy project, every reservation rewrote the same row).
 	if c.Served == 0 || c.Served != c.Latest {
-		if _, err := s.exec(tx, `UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, c.ID); err != nil {
-			return fmt.Errorf("serve project %s: %w", c.Name, err)
+		if err := s.write(tx, "serve project "+c.Name, `UPDATE projects SET served = `+s.d.nextServed+` WHERE id = ?`, c.ID); err != nil {
+			return err
 		}
 	}
 	if runStarted {
@@ -367,13 +388,13 @@ func (s *DB) AppendLog(ctx context.Context, l server.Lease, offset int64, data [
 		if _, err := s.ownedStep(tx, l); err != nil {
 			return err
 		}
-		return appendLog(tx, l, server.LogAppend{Offset: offset, Data: data, Times: times, Redact: redact})
+		return s.appendLog(tx, l, server.LogAppend{Offset: offset, Data: data, Times: times, Redact: redact})
 	})
 }
 
 // appendLog stores a chunk of the leased attempt's log, masked across the
 // chunk before it, unless one is stored at that offset already.
-func appendLog(tx *gorm.DB, l server.Lease, c server.LogAppend) error {
+func (s *DB) appendLog(tx *gorm.DB, l server.Lease, c server.LogAppend) error {
 	chunk := c.Data
 	if c.Redact != nil && c.Redact.Longest() > 0 {
 		var err error
@@ -381,8 +402,9 @@ func appendLog(tx *gorm.DB, l server.Lease, c server.LogAppend) error {
 			return err
 		}
 	}
-	row := stepLogRow{StepID: l.StepID, Attempt: l.Attempt, ByteOffset: c.Offset, Data: chunk, Times: c.Times}
-	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
+	return s.write(tx, fmt.Sprintf("log of step %s at offset %d", l.StepID, c.Offset),
+		`INSERT INTO step_logs (step_id, attempt, byte_offset, data, times) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		l.StepID, l.Attempt, c.Offset, chunk, c.Times)
 }
 
 // redactAcross masks data joined to the tail of the chunk stored before it,
@@ -622,7 +644,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 	if res.Log != nil {
 		// The last chunk of output comes with the result, stored before
 		// the result is judged. (A retried or stale report stores none.)
-		if err := appendLog(tx, lease, *res.Log); err != nil {
+		if err := s.appendLog(tx, lease, *res.Log); err != nil {
 			return 0, false, fmt.Errorf("log of step %s: %w", res.StepID, err)
 		}
 	}

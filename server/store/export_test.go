@@ -1,5 +1,11 @@
 package store
 
+import (
+	"context"
+
+	"gorm.io/gorm"
+)
+
 // CountRows reports how many rows of table match where, for tests that check
 // what was physically stored rather than what the store's methods return.
 func CountRows(s *DB, table, where string, args ...any) (int64, error) {
@@ -36,3 +42,35 @@ func ExecSQL(s *DB, q string) error { return s.db.Exec(q).Error }
 
 // Dialect names the store's SQL dialect: sqlite or postgres.
 func Dialect(s *DB) string { return s.d.name }
+
+// TxOps are the transaction helpers the hot path uses, for tests of the
+// transaction machinery (the PostgreSQL pipeline).
+type TxOps struct {
+	s  *DB
+	tx *gorm.DB
+}
+
+// Write is write: queued in a pipeline, run at once elsewhere.
+func (o TxOps) Write(what, q string, args ...any) error { return o.s.write(o.tx, what, q, args...) }
+
+// QueryInt is queryRow for one integer.
+func (o TxOps) QueryInt(q string, args ...any) (int64, error) {
+	var n int64
+	err := o.s.queryRow(o.tx, q, args...).Scan(&n)
+	return n, err
+}
+
+// GormCount counts a table's rows with gorm, in the transaction.
+func (o TxOps) GormCount(table string) (int64, error) {
+	var n int64
+	err := o.tx.Table(table).Count(&n).Error
+	return n, err
+}
+
+// Savepoint is savepoint.
+func (o TxOps) Savepoint(name string, fn func() error) error { return savepoint(o.tx, name, fn) }
+
+// Transaction runs fn in one of the store's transactions.
+func Transaction(ctx context.Context, s *DB, fn func(TxOps) error) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error { return fn(TxOps{s, tx}) })
+}

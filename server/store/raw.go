@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,17 +21,79 @@ import (
 
 // exec runs statement q (with ? placeholders) in tx.
 func (s *DB) exec(tx *gorm.DB, q string, args ...any) (sql.Result, error) {
+	if p := pipelineOf(tx); p != nil {
+		return p.exec(tx.Statement.Context, s.d.bind(q), args)
+	}
 	return tx.Statement.ConnPool.ExecContext(tx.Statement.Context, s.d.bind(q), args...)
 }
 
-// queryRow runs query q (with ? placeholders) in tx for one row.
-func (s *DB) queryRow(tx *gorm.DB, q string, args ...any) *sql.Row {
+// write runs statement q (with ? placeholders) in tx, or, in a pipeline,
+// queues it to go with the next statement: its error may then come from
+// that statement, or from the commit, as the transaction's. what names
+// what it does, for that error.
+func (s *DB) write(tx *gorm.DB, what, q string, args ...any) error {
+	if p := pipelineOf(tx); p != nil {
+		p.write(what, s.d.bind(q), args)
+		return nil
+	}
+	if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, s.d.bind(q), args...); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// resultRows are a query's rows: *sql.Rows, or a pipelined query's.
+type resultRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// scanner reads one row.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// queryRow runs query q (with ? placeholders) in tx for one row; Scan
+// says sql.ErrNoRows when there is none.
+func (s *DB) queryRow(tx *gorm.DB, q string, args ...any) scanner {
+	if p := pipelineOf(tx); p != nil {
+		rows, err := p.query(tx.Statement.Context, s.d.bind(q), args)
+		return firstRow{rows, err}
+	}
 	return tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, s.d.bind(q), args...)
 }
 
 // query runs query q (with ? placeholders) in tx.
-func (s *DB) query(tx *gorm.DB, q string, args ...any) (*sql.Rows, error) {
+func (s *DB) query(tx *gorm.DB, q string, args ...any) (resultRows, error) {
+	if p := pipelineOf(tx); p != nil {
+		return p.query(tx.Statement.Context, s.d.bind(q), args)
+	}
 	return tx.Statement.ConnPool.QueryContext(tx.Statement.Context, s.d.bind(q), args...)
+}
+
+// firstRow is the first of some rows, as *sql.Row is.
+type firstRow struct {
+	rows resultRows
+	err  error
+}
+
+func (r firstRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Close(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
 }
 
 // dollarParams caches PostgreSQL's form of each statement.
@@ -95,8 +158,7 @@ func (s *DB) updateStepWith(tx *gorm.DB, with string, withArgs []any, id string,
 	for _, c := range cols {
 		args = append(args, updates[c])
 	}
-	_, err := s.exec(tx, q.(string), append(args, id, from)...)
-	return err
+	return s.write(tx, "step "+id+" -> "+fmt.Sprint(updates["state"]), q.(string), append(args, id, from)...)
 }
 
 // stepColumnNames are the steps table's columns in stepRow's field order
@@ -114,7 +176,7 @@ func stepColumns(alias string) string {
 
 // scanStep reads a row of stepColumns into r, and any columns after them
 // into extra.
-func scanStep(rows *sql.Rows, r *stepRow, extra ...any) error {
+func scanStep(rows scanner, r *stepRow, extra ...any) error {
 	return rows.Scan(append([]any{&r.ID, &r.RunID, &r.Name, &r.Idx, &r.Image, &r.Command, &r.Args, &r.Env, &r.DependsOn, &r.TimeoutMs,
 		&r.Retry, &r.IfCond, &r.Assert, &r.RunsOn, &r.Priority, &r.Approval, &r.Secrets, &r.Environment, &r.Memory, &r.NanoCpus,
 		&r.State, &r.ExitCode, &r.Reason, &r.Error, &r.Outputs, &r.AgentID, &r.Attempt, &r.NotBefore, &r.ReadyAt,

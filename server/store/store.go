@@ -96,7 +96,12 @@ func (s *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error 
 		return s.group.do(ctx, fn)
 	}
 	for try := 1; ; try++ {
-		err := s.db.WithContext(ctx).Transaction(fn)
+		var err error
+		if s.d.dollars {
+			err = s.pipelined(ctx, fn)
+		} else {
+			err = s.db.WithContext(ctx).Transaction(fn)
+		}
 		if err == nil || s.d.retryable == nil || !s.d.retryable(err) || try == maxRetries {
 			return err
 		}
