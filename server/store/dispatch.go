@@ -26,14 +26,20 @@ import (
 // project using the least of the fleet. It lists a few candidates, best
 // first: with several replicas, the best one's steps may all be being
 // reserved by others at this moment. Each candidate comes with its limit,
-// and with its served mark and the latest one of all projects.
+// and with its served mark and the latest one of all projects. Running
+// steps are counted only where they matter: for a limit, or to order
+// several projects (counting is the pick's largest cost, and most picks
+// find one project with work).
 func (d *dialect) pickProject() string {
 	return `WITH cand AS (
 	SELECT p.id, p.name, p.max_running, p.weight, p.served, MAX(p.served) OVER () AS latest,
-		(SELECT MAX(s.priority) FROM steps s WHERE s.project_id = p.id AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `) AS top,
-		(SELECT COUNT(*) FROM steps r WHERE r.project_id = p.id AND ` + stateIs("r.state", engine.StepRunning) + `) AS running
-	FROM projects p)
-SELECT id, name, max_running, served, latest FROM cand WHERE top IS NOT NULL AND (max_running = 0 OR running < max_running)
+		(SELECT MAX(s.priority) FROM steps s WHERE s.project_id = p.id AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `) AS top
+	FROM projects p),
+waiting AS (SELECT cand.*, COUNT(*) OVER () AS n FROM cand WHERE top IS NOT NULL),
+counted AS (SELECT waiting.*, CASE WHEN n > 1 OR max_running > 0
+		THEN (SELECT COUNT(*) FROM steps r WHERE r.project_id = waiting.id AND ` + stateIs("r.state", engine.StepRunning) + `) ELSE 0 END AS running
+	FROM waiting)
+SELECT id, name, max_running, served, latest FROM counted WHERE max_running = 0 OR running < max_running
 ORDER BY top DESC, ` + d.share + `, served, id LIMIT 4`
 }
 
