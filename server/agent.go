@@ -105,6 +105,11 @@ type AgentStore interface {
 	RegisterAgent(ctx context.Context, a *Agent, tokenHash []byte) error
 	// FindAgent returns an agent or ENOTFOUND.
 	FindAgent(ctx context.Context, id string) (*Agent, error)
+	// RecentAgent is FindAgent for the agent's own calls: the record may
+	// be a moment old (changes through another replica show within
+	// seconds; this replica's at once), and nothing that must be exact
+	// relies on it.
+	RecentAgent(ctx context.Context, id string) (*Agent, error)
 	// ListAgents returns every agent, oldest first.
 	ListAgents(ctx context.Context) ([]*Agent, error)
 	// RunningSteps returns the steps an agent holds now.

@@ -103,7 +103,7 @@ func (s *Server) requireAgent(next http.Handler) http.Handler {
 			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent access token is not valid: %v", err))
 			return
 		}
-		agent, err := s.Agents.FindAgent(r.Context(), id)
+		agent, err := s.Agents.RecentAgent(r.Context(), id)
 		if err != nil && server.ErrorCode(err) != server.ENOTFOUND {
 			s.writeError(w, r, err)
 			return

@@ -99,11 +99,12 @@ func (s *Server) reserve(w http.ResponseWriter, r *http.Request) {
 		release()
 		waiter = s.Wake.Wait()
 		// An admin may disable the agent while it waits: after the first
-		// round (requireAgent just read it), ask again each time.
+		// round (requireAgent just read it), ask again each time. (The
+		// reservation itself refuses an agent that is not enabled.)
 		cur := agent
 		if !first {
 			var err error
-			if cur, err = s.Agents.FindAgent(ctx, agent.ID); err != nil {
+			if cur, err = s.Agents.RecentAgent(ctx, agent.ID); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

@@ -63,6 +63,7 @@ func (s *DB) RevokeRegistrationToken(ctx context.Context, id string) error {
 // RegisterAgent creates the agent, or refreshes a known one presenting the
 // same signing key. The registration token must exist in both cases.
 func (s *DB) RegisterAgent(ctx context.Context, a *server.Agent, tokenHash []byte) error {
+	defer s.agents.forget(a.ID)
 	return s.transaction(ctx, func(tx *gorm.DB) error {
 		// Locked: two new agents must not both spend a token's last use.
 		var tok registrationTokenRow
@@ -141,6 +142,7 @@ func (s *DB) ListAgents(ctx context.Context) ([]*server.Agent, error) {
 
 // SetAgentState records an admin's decision about an agent.
 func (s *DB) SetAgentState(ctx context.Context, id string, state server.AgentState) error {
+	defer s.agents.forget(id)
 	return s.transaction(ctx, func(tx *gorm.DB) error {
 		var row agentRow
 		if err := s.locking(tx).Where("id = ?", id).Take(&row).Error; err != nil {
@@ -165,6 +167,7 @@ func (s *DB) SetFleetState(ctx context.Context, labels []string, state server.Ag
 		return nil, err
 	}
 	var ids []string
+	defer s.agents.forget()
 	err = s.transaction(ctx, func(tx *gorm.DB) error {
 		ids = nil
 		return tx.Raw(`UPDATE agents AS a SET state = ? WHERE a.state <> ? AND a.state <> ? AND `+s.d.agentCovers+` RETURNING id`,
@@ -185,6 +188,7 @@ func (s *DB) SetAgentSettings(ctx context.Context, id string, settings server.Ag
 	if err != nil {
 		return err
 	}
+	defer s.agents.forget(id)
 	return s.transaction(ctx, func(tx *gorm.DB) error {
 		var row agentRow
 		if err := s.locking(tx).Where("id = ?", id).Take(&row).Error; err != nil {
@@ -217,5 +221,9 @@ func (s *DB) RunningSteps(ctx context.Context, agentID string) ([]*server.Step, 
 
 // TouchAgent records when the agent was last heard from.
 func (s *DB) TouchAgent(ctx context.Context, id string, now time.Time) error {
-	return s.db.WithContext(ctx).Model(&agentRow{}).Where("id = ?", id).Update("last_seen", now.UTC()).Error
+	if err := s.db.WithContext(ctx).Model(&agentRow{}).Where("id = ?", id).Update("last_seen", now.UTC()).Error; err != nil {
+		return err
+	}
+	s.agents.seen(id, now.UTC())
+	return nil
 }

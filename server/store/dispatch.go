@@ -44,7 +44,9 @@ ORDER BY top DESC, ` + d.share + `, served, id LIMIT 4`
 }
 
 // reserveInProject is the one conditional UPDATE that takes a project's best
-// step for an agent (highest priority, then oldest run, then runbook order).
+// step for an agent (highest priority, then oldest run, then runbook order),
+// unless the agent is known and not enabled: the agent's state as the
+// caller last read it may be a moment old (RecentAgent).
 // On PostgreSQL its subquery skips steps other transactions are reserving
 // (FOR NO KEY UPDATE SKIP LOCKED), and the outer state check holds under READ
 // COMMITTED, so two replicas can never take the same step.
@@ -60,6 +62,7 @@ func (d *dialect) reserveInProjectReturning(returning string) string {
 		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
 	WHERE id = (SELECT s.id FROM steps s WHERE s.project_id = ? AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
 		ORDER BY s.priority DESC, s.run_id, s.idx LIMIT 1` + d.skipLocked + `) AND ` + isReady + `
+		AND NOT EXISTS (SELECT 1 FROM agents ag WHERE ag.id = ? AND ag.state <> '` + string(server.AgentEnabled) + `')
 	RETURNING ` + returning
 }
 
@@ -196,7 +199,7 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 	}
 	r := &reservation{LeaseID: leaseID}
 	err := s.queryRow(tx, s.d.reserveInProject(), engine.StepRunning, agentID, now, leaseID, expires, expires,
-		projectID, now.UnixMilli(), agentID).Scan(&r.StepID, &r.RunID, &r.Name, &r.Attempt)
+		projectID, now.UnixMilli(), agentID, agentID).Scan(&r.StepID, &r.RunID, &r.Name, &r.Attempt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil // another replica took the last one meanwhile
 	}
@@ -263,7 +266,7 @@ func (s *DB) reserveInOneStatement(tx *gorm.DB, c candidate, agentID, leaseID st
 	r AS (UPDATE runs SET state = ?, started_at = ? WHERE id = (SELECT run_id FROM s) AND state IN (?, ?) RETURNING id)
 SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, EXISTS (SELECT 1 FROM r)
 FROM s JOIN runs ON runs.id = s.run_id`
-	rows, err := s.query(tx, q, engine.StepRunning, agentID, now, leaseID, expires, expires, c.ID, now.UnixMilli(), agentID,
+	rows, err := s.query(tx, q, engine.StepRunning, agentID, now, leaseID, expires, expires, c.ID, now.UnixMilli(), agentID, agentID,
 		agentID, engine.StepRunning, leaseID, now,
 		engine.RunRunning, now, engine.RunPending, engine.RunWaiting)
 	if err != nil {

@@ -57,6 +57,8 @@ type DB struct {
 	MaxRunning int
 	// notifies caches which runs' projects want notifications.
 	notifies notifyCache
+	// agents caches agents for their own calls (RecentAgent).
+	agents agentCache
 	// stop ends what runs beside the connections (SQLite checkpoints).
 	stop func()
 	// group, on SQLite, runs concurrent write transactions as one.
