@@ -24,7 +24,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres %s: %w", RedactDSN(dsn), err)
 	}
 	sqlDB.SetMaxOpenConns(20)
-	sqlDB.SetMaxIdleConns(10)
+	sqlDB.SetMaxIdleConns(20)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	s := newDB(g, postgresDialect)
 	if err := s.Ping(ctx); err != nil {
