@@ -56,11 +56,26 @@ func New(writeTimeout time.Duration, log *slog.Logger) *Hub {
 	return &Hub{writeTimeout: writeTimeout, log: log, streams: map[string]map[*stream]struct{}{}}
 }
 
-// Connected reports whether the agent has an open control stream.
+// Connected reports whether the agent has an open control stream. A
+// taken-over stream whose agent hung up is dropped now rather than at the
+// next ping round: a poll is parked only where a hint can reach its agent.
 func (h *Hub) Connected(agentID string) bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.streams[agentID]) > 0
+	set := h.streams[agentID]
+	streams := make([]*stream, 0, len(set))
+	for st := range set {
+		streams = append(streams, st)
+	}
+	h.mu.Unlock()
+	open := false
+	for _, st := range streams {
+		if st.conn != nil && hungUp(st.conn) {
+			h.end(st, errHungUp)
+			continue
+		}
+		open = true
+	}
+	return open
 }
 
 // Streams is how many control streams are open on this replica.

@@ -172,6 +172,23 @@ func TestHungUpAgentIsDropped(t *testing.T) {
 	}
 }
 
+// Asked whether an agent is connected, the hub looks: an agent that hung
+// up is not, with no ping round between.
+func TestConnectedNoticesAHangUpAtOnce(t *testing.T) {
+	t.Parallel()
+	hub, srv := newHub(t, time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	listen(ctx, t, srv.URL+"/?agent=gone", make(chan string, 16))
+	waitUntil(t, func() bool { return hub.Connected("gone") }, "the agent to connect")
+	cancel()
+	// The client's close reaches the server's socket within moments; no
+	// ping runs in this test, so only Connected's own look can drop it.
+	waitUntil(t, func() bool { return !hub.Connected("gone") }, "Connected to notice the hang-up")
+	if n := hub.Streams(); n != 0 {
+		t.Errorf("%d streams open, want 0", n)
+	}
+}
+
 // Over HTTP/2 (h2c) the stream cannot be taken over: its handler holds it,
 // delivers hints, and ends when the agent hangs up.
 func TestHTTP2StreamIsHeldByItsHandler(t *testing.T) {
