@@ -221,6 +221,10 @@ type (
 	recheck struct{}
 )
 
+// abandonPollAfter is how long a disabled agent lets the reserve poll it
+// held finish before abandoning it.
+const abandonPollAfter = 2 * time.Second
+
 // Run registers, then follows the server: it reserves and runs steps while
 // enabled, holds while disabled, idles while the server is unreachable, and
 // drains or deletes itself when told. ctx ending (SIGTERM) drains: no new
@@ -326,9 +330,30 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
+	var abandon *time.Timer // ends the poll held when the agent was disabled
+	defer func() {
+		if abandon != nil {
+			abandon.Stop()
+		}
+	}()
 	for {
-		if state != StateReady {
-			stopReserve() // a held long-poll would hand out work we may not take
+		switch {
+		case state == StateReady:
+			if abandon != nil {
+				abandon.Stop()
+				abandon = nil
+			}
+		case state == StateDisabled:
+			// The poll's answer may be on its way with a step the server
+			// reserved before the disable: dropping it would strand the
+			// step until its lease lapsed. The server itself gives a
+			// disabled agent no new step, so the poll is let finish for a
+			// moment before it is abandoned; a step it brings is run.
+			if reserving && abandon == nil {
+				abandon = time.AfterFunc(abandonPollAfter, stopReserve)
+			}
+		default:
+			stopReserve() // draining, deleting or lost: no new work, no waiting
 		}
 		// The first poll waits for the first state check (at once when the
 		// control channel connects or fails): over HTTP/1.1 they then take

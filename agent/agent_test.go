@@ -66,6 +66,8 @@ type fakeServer struct {
 	// (a network error); a retry gets the step handed with the first.
 	loseAnswers int
 	handed      map[string]*protocol.Reservation
+	// holdReserve: a poll waits for it to close before it is answered.
+	holdReserve chan struct{}
 	parks       int // of them answered parked
 	// The control channel: drop ends it (the agent reconnects); connects
 	// counts connections, handled the events the Run loop took.
@@ -121,6 +123,16 @@ func (f *fakeServer) Reserve(ctx context.Context, wait time.Duration) (*protocol
 func (f *fakeServer) reserve(ctx context.Context, wait time.Duration) (*protocol.Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err // as an HTTP call on a cancelled context
+	}
+	f.mu.Lock()
+	hold := f.holdReserve
+	f.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return nil, ctx.Err() // the answer, had it come, is lost
+		}
 	}
 	if res, err := f.next(); res != nil || err != nil {
 		f.mu.Lock()
@@ -574,6 +586,53 @@ func TestAgentFollowsTheServer(t *testing.T) {
 	}
 	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
 		t.Errorf("state dir still there: %v", err)
+	}
+}
+
+// A step the server reserved just before disabling the agent reaches it
+// in the answer to a poll it holds: the agent, disabled meanwhile, still
+// takes it (dropping the answer would strand the step until its lease
+// lapsed), and takes nothing more.
+func TestDisabledAgentTakesTheStepAlreadyOnItsWay(t *testing.T) {
+	t.Parallel()
+	f := newFakeServer()
+	f.holdReserve = make(chan struct{})
+	a := testAgent(t, f, &scriptExecutor{})
+	states := make(chan State, 20)
+	a.OnState = func(s State) { states <- s }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	want := func(s State) {
+		t.Helper()
+		for {
+			select {
+			case got := <-states:
+				if got == s {
+					return
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no state %s", s)
+			}
+		}
+	}
+	want(StateReady)
+	waitFor(t, func() bool { r, _, _ := f.counts(); return r > 0 }) // a poll is held
+	f.tell("disabled")
+	want(StateDisabled)
+	f.mu.Lock()
+	f.queue = append(f.queue, &protocol.Assignment{StepID: "on-its-way", Attempt: 1})
+	f.mu.Unlock()
+	close(f.holdReserve) // the held poll is answered now, after the disable
+	waitCompleted(t, f, 1)
+	f.mu.Lock()
+	f.queue = append(f.queue, &protocol.Assignment{StepID: "later", Attempt: 1})
+	f.mu.Unlock()
+	time.Sleep(300 * time.Millisecond)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ran := f.results["later"]; ran || len(f.queue) != 1 {
+		t.Errorf("the disabled agent took another step (queue %d)", len(f.queue))
 	}
 }
 
