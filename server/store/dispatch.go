@@ -247,6 +247,12 @@ func (s *DB) reserved(tx *gorm.DB, c candidate, r *reservation, runStarted bool)
 			return err
 		}
 	}
+	return s.notifyReserved(tx, r, runStarted)
+}
+
+// notifyReserved queues the notifications of a reservation: the step
+// running, and its run, if it started.
+func (s *DB) notifyReserved(tx *gorm.DB, r *reservation, runStarted bool) error {
 	if runStarted {
 		if err := s.notify(tx, r.RunID, "", string(engine.RunRunning), ""); err != nil {
 			return err
@@ -287,6 +293,102 @@ FROM s JOIN runs ON runs.id = s.run_id`
 	}
 	r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
 	return r, s.reserved(tx, c, r, started)
+}
+
+// reserveSuccessor is the fair queue's choice made cheaply for the common
+// case of a completion: the step it just made Ready (stepID, not yet
+// visible to other transactions) goes to the agent that finished its
+// predecessor when the queue has nothing to put first. That is: no pool
+// limit, no limit on the step's project, no Ready step of another project
+// (a completion there goes through the fair pick), no Ready step of its
+// project with a higher priority; and, as for any reservation, the step
+// is due, the agent has its labels and is enabled. Each condition is an
+// index probe (LIMIT 1 keeps the planner from making a probe an anti-join
+// that reads every Ready step's index entry): the reservation scans no
+// queue front, where every agent's reservation meets the others', and a
+// run in progress continues on the agent that ran its previous step. nil
+// when a condition does not hold: the caller reserves through the pick.
+func (s *DB) reserveSuccessor(tx *gorm.DB, stepID, agentID, leaseID string, lease time.Duration) (*reservation, error) {
+	if s.MaxRunning > 0 {
+		return nil, nil
+	}
+	if leaseID == "" {
+		leaseID = uuid.NewString()
+	}
+	now := s.now()
+	expires := ceilMilli(now.Add(lease))
+	args := []any{engine.StepRunning, agentID, now, leaseID, expires, expires, stepID, now.UnixMilli(), agentID, agentID}
+	// served: the project's mark, rewritten only when that changes the
+	// order (as reserved does).
+	const served = `UPDATE projects SET served = %s WHERE id = %s AND (served = 0 OR served <> (SELECT MAX(served) FROM projects))`
+	// Its run is running already: the step that just ended ran in it.
+	if s.d.dollars {
+		q := `WITH s AS (` + s.d.reserveSuccessorStep("*") + `),
+	a AS (INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at)
+		SELECT id, attempt, run_id, ?, ?, ?, ? FROM s),
+	p AS (` + fmt.Sprintf(served, s.d.nextServed, `(SELECT project_id FROM s)`) + `)
+SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, projects.name
+FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_id`
+		rows, err := s.query(tx, q, append(args, agentID, engine.StepRunning, leaseID, now)...)
+		if err != nil {
+			return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+		}
+		defer rows.Close()
+		if !rows.Next() {
+			return nil, rows.Close()
+		}
+		row := &stepRow{}
+		r := &reservation{LeaseID: leaseID, row: row, run: &server.Run{}}
+		if err := scanStep(rows, row, &r.source, &r.ciSource, &r.run.Untrusted, &r.run.Project); err != nil {
+			return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+		}
+		r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
+		return r, s.notifyReserved(tx, r, false)
+	}
+	r := &reservation{LeaseID: leaseID, run: &server.Run{}}
+	var projectID string
+	err := s.queryRow(tx, s.d.reserveSuccessorStep("id, run_id, name, attempt, project_id"), args...).
+		Scan(&r.StepID, &r.RunID, &r.Name, &r.Attempt, &projectID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+	}
+	if _, err := s.exec(tx, `INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.StepID, r.Attempt, r.RunID, agentID, engine.StepRunning, leaseID, now); err != nil {
+		return nil, fmt.Errorf("record attempt %d of step %s: %w", r.Attempt, r.StepID, err)
+	}
+	if err := s.write(tx, "serve project "+projectID, fmt.Sprintf(served, s.d.nextServed, "?"), projectID); err != nil {
+		return nil, err
+	}
+	r.run.ID = r.RunID
+	if err := s.queryRow(tx, `SELECT name FROM projects WHERE id = ?`, projectID).Scan(&r.run.Project); err != nil {
+		return nil, fmt.Errorf("project of step %s: %w", r.StepID, err)
+	}
+	if err := s.readRunSources(tx, r); err != nil {
+		return nil, err
+	}
+	return r, s.notifyReserved(tx, r, false)
+}
+
+// reserveSuccessorStep is reserveSuccessor's conditional UPDATE of the
+// step, returning the given columns.
+func (d *dialect) reserveSuccessorStep(returning string) string {
+	ready := func(alias string) string { return stateIs(alias+".state", engine.StepReady) }
+	return `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
+		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
+		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
+	WHERE id = (SELECT s.id FROM steps s WHERE s.id = ? AND ` + ready("s") + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
+			AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = s.project_id AND p.max_running > 0)
+			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id = s.project_id AND ` + ready("o") + ` AND o.priority > s.priority LIMIT 1)
+			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id < s.project_id AND ` + ready("o") + ` LIMIT 1)
+			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id > s.project_id AND ` + ready("o") + ` LIMIT 1))
+		AND NOT EXISTS (SELECT 1 FROM agents ag WHERE ag.id = ? AND ag.state <> '` + string(server.AgentEnabled) + `')
+	RETURNING ` + returning
 }
 
 // reservation is what the transaction that reserved a step knows of it;
@@ -545,8 +647,8 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 // repeat of one already recorded.
 func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int, repeated bool, err error) {
 	err = s.transaction(ctx, func(tx *gorm.DB) error {
-		var err error
-		ready, repeated, err = s.record(tx, res)
+		readied, rep, err := s.record(tx, res)
+		ready, repeated = len(readied), rep
 		return err
 	})
 	return ready, repeated, err
@@ -570,21 +672,22 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 	var next *reservation
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		c, next, reserveFailed = server.Completion{}, nil, false
-		var err error
-		if c.Ready, repeated, err = s.record(tx, res); err != nil || repeated {
+		readied, rep, err := s.record(tx, res)
+		c.Ready, repeated = len(readied), rep
+		if err != nil || repeated {
 			return err
 		}
 		if s.d.locks {
 			// PostgreSQL: a savepoint is a round trip more per step. A
 			// failed reservation rolls the transaction back instead, and
 			// the result is recorded again alone, below.
-			next, err = s.reserve(tx, res.AgentID, leaseID, lease)
+			next, err = s.reserveNext(tx, readied, res.AgentID, leaseID, lease)
 			reserveFailed = err != nil
 			return err
 		}
 		c.NextErr = savepoint(tx, "next", func() error {
 			var err error
-			next, err = s.reserve(tx, res.AgentID, leaseID, lease)
+			next, err = s.reserveNext(tx, readied, res.AgentID, leaseID, lease)
 			return err
 		})
 		if c.NextErr != nil {
@@ -614,17 +717,29 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 	return c, nil
 }
 
+// reserveNext reserves the next step for the agent whose completion made
+// the steps readied Ready: the first of them if the queue has nothing to
+// put first (reserveSuccessor), else through the fair pick.
+func (s *DB) reserveNext(tx *gorm.DB, readied []string, agentID, leaseID string, lease time.Duration) (*reservation, error) {
+	if len(readied) > 0 {
+		if r, err := s.reserveSuccessor(tx, readied[0], agentID, leaseID, lease); err != nil || r != nil {
+			return r, err
+		}
+	}
+	return s.reserve(tx, agentID, leaseID, lease)
+}
+
 // complete is CompleteStep inside the caller's transaction.
 func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
 	ready, _, err := s.record(tx, res)
-	return ready, err
+	return len(ready), err
 }
 
-// record is complete, saying whether the report repeated one already
-// recorded. It locks the run and the step first, so a repeated report, the
+// record is complete, returning the ids of the steps it made Ready and
+// saying whether the report repeated one already recorded. It locks the run and the step first, so a repeated report, the
 // server's expiry and a cancel of the same step take turns, and each reads
 // what the one before it wrote.
-func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated bool, err error) {
+func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready []string, repeated bool, err error) {
 	lease := server.Lease{StepID: res.StepID, AgentID: res.AgentID, Attempt: res.Attempt, ID: res.LeaseID}
 	// The step running under this lease is the common case; only a report
 	// that finds it otherwise needs the attempt's record to tell a retried
@@ -635,31 +750,31 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 		var att attemptRow
 		if aerr := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; aerr != nil {
 			if !errors.Is(aerr, gorm.ErrRecordNotFound) {
-				return 0, false, fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, aerr)
+				return nil, false, fmt.Errorf("attempt %d of step %s: %w", res.Attempt, res.StepID, aerr)
 			}
-			return 0, false, err // ENOTFOUND for an unknown step, else ECONFLICT
+			return nil, false, err // ENOTFOUND for an unknown step, else ECONFLICT
 		}
 		if att.AgentID != res.AgentID || att.LeaseID != res.LeaseID {
-			return 0, false, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent under lease %q", res.StepID, res.Attempt, res.LeaseID)
+			return nil, false, server.Errorf(server.ECONFLICT, "step %q attempt %d is not held by this agent under lease %q", res.StepID, res.Attempt, res.LeaseID)
 		}
 		if att.FinishedAt != nil {
 			if att.Reported == reportKey(res) {
-				return 0, true, nil // a retried report
+				return nil, true, nil // a retried report
 			}
-			return 0, false, server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
+			return nil, false, server.Errorf(server.ECONFLICT, "step %q attempt %d already ended %s", res.StepID, res.Attempt, att.State)
 		}
-		return 0, false, err
+		return nil, false, err
 	}
 	if res.Log != nil {
 		// The last chunk of output comes with the result, stored before
 		// the result is judged. (A retried or stale report stores none.)
 		if err := s.appendLog(tx, lease, *res.Log); err != nil {
-			return 0, false, fmt.Errorf("log of step %s: %w", res.StepID, err)
+			return nil, false, fmt.Errorf("log of step %s: %w", res.StepID, err)
 		}
 	}
 	state, reason, errMsg, err := s.judge(tx, step, res)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	if row.CancelRequested && state != engine.StepSucceeded {
 		state, reason = engine.StepCancelled, engine.ReasonCancelled
@@ -672,7 +787,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 	if s.d.locks {
 		with, withArgs = `WITH ended AS (`+endAttempt+`) `, endArgs
 	} else if _, err := s.exec(tx, endAttempt, endArgs...); err != nil {
-		return 0, false, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
+		return nil, false, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
 	}
 	outputs := res.Outputs
 	if outputs == nil {
@@ -680,7 +795,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 	}
 	outputsJSON, err := json.Marshal(outputs)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	updates := map[string]any{"state": state, "exit_code": res.ExitCode, "reason": reason, "error": errMsg,
 		"outputs": string(outputsJSON), "finished_at": now, "lease_expires": 0, "deadline": 0}
@@ -695,13 +810,13 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready int, repeated boo
 		updates["ready_at"] = ceilMilli(now.Add(delay))
 	}
 	if err := s.updateStepWith(tx, with, withArgs, row.ID, engine.StepRunning, updates); err != nil {
-		return 0, false, fmt.Errorf("complete step %s: %w", row.ID, err)
+		return nil, false, fmt.Errorf("complete step %s: %w", row.ID, err)
 	}
 	if err := s.notify(tx, row.RunID, row.Name, fmt.Sprint(updates["state"]), string(reason)); err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	if retry {
-		return 1, false, nil
+		return []string{row.ID}, false, nil // Ready again, after its delay
 	}
 	ready, err = s.advance(tx, row.RunID, row.Name, knownState{state, string(reason)}, true)
 	return ready, false, err
@@ -759,18 +874,18 @@ func reportKey(res server.StepResult) string {
 // dependents of changed are loaded (and, as skips and failures propagate,
 // of the steps that ended with them), with the states of their
 // dependencies, so completing a step costs the same in a 10-step run and a
-// 1,000-step one. It returns how many steps became Ready. wasRunning says
+// 1,000-step one. It returns the ids of the steps that became Ready. wasRunning says
 // that changed was running until now, so the run's state is running: while
 // one of its steps runs, nothing sets it otherwise. ended is the state
 // (and reason) changed ended in.
-func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning bool) (int, error) {
+func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning bool) ([]string, error) {
 	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
 		return s.pendingDependents(tx, runID, frontier)
 	}, []string{changed}, map[string]knownState{changed: ended})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if ready > 0 {
+	if len(ready) > 0 {
 		// A step has ended and another is Ready: the counts can only say
 		// running, so there is no need to count.
 		if wasRunning {
@@ -778,7 +893,7 @@ func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRu
 		}
 		return ready, s.markRunRunning(tx, runID)
 	}
-	return 0, s.updateRunState(tx, runID, s.now())
+	return nil, s.updateRunState(tx, runID, s.now())
 }
 
 // pendingDependents returns the pending steps that depend on any of
@@ -823,7 +938,7 @@ func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]s
 	if err := s.updateRunState(tx, runID, s.now()); err != nil {
 		return 0, err
 	}
-	return ready, nil
+	return len(ready), nil
 }
 
 // knownState is a step's state and reason as this transaction set them.
@@ -832,26 +947,27 @@ type knownState struct {
 	reason string
 }
 
-// settleSteps is settle without the run state. known holds the states
-// this transaction has set (nil: none yet); the steps it decides are added.
-func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string, known map[string]knownState) (int, error) {
+// settleSteps is settle without the run state, returning the ids of the
+// steps it made Ready. known holds the states this transaction has set
+// (nil: none yet); the steps it decides are added.
+func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string, known map[string]knownState) ([]string, error) {
 	if known == nil {
 		known = map[string]knownState{}
 	}
-	ready := 0
+	var ready []string // ids, in the order they were made Ready
 	now := s.now()
 	facts := s.lazyRunFacts(tx, runID)
 	for len(frontier) > 0 {
 		candidates, err := next(frontier)
 		if err != nil {
-			return 0, fmt.Errorf("dependents in run %s: %w", runID, err)
+			return nil, fmt.Errorf("dependents in run %s: %w", runID, err)
 		}
 		if len(candidates) == 0 {
 			break
 		}
 		g, err := s.subgraph(tx, runID, candidates, facts, known)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		frontier = frontier[:0]
 		for _, c := range engine.AdvanceFrom(g.nodes, g.states, g.upstreamFailed) {
@@ -884,16 +1000,16 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 				frontier = append(frontier, c.Step)
 			}
 			if err := s.updateStep(tx, g.ids[c.Step], c.From, updates); err != nil {
-				return 0, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
+				return nil, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
 			}
 			if c.To.Terminal() {
 				known[c.Step] = knownState{c.To, reasonIn(updates)}
 				if err := s.notify(tx, runID, c.Step, string(c.To), reasonIn(updates)); err != nil {
-					return 0, err
+					return nil, err
 				}
 			}
 			if c.To == engine.StepReady {
-				ready++
+				ready = append(ready, g.ids[c.Step])
 			}
 		}
 	}

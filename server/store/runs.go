@@ -185,7 +185,8 @@ func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve
 			if err := s.notify(tx, runID, stepName, string(engine.StepFailed), string(engine.ReasonRejected)); err != nil {
 				return err
 			}
-			ready, err = s.advance(tx, runID, stepName, knownState{engine.StepFailed, string(engine.ReasonRejected)}, false)
+			readied, err := s.advance(tx, runID, stepName, knownState{engine.StepFailed, string(engine.ReasonRejected)}, false)
+			ready = len(readied)
 			return err
 		}
 		if err := tx.Model(&stepRow{}).Where("id = ?", row.ID).Update("reason", engine.ReasonApproved).Error; err != nil {
