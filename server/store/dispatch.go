@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -296,9 +298,9 @@ FROM s JOIN runs ON runs.id = s.run_id`
 }
 
 // reserveSuccessor is the fair queue's choice made cheaply for the common
-// case of a completion: the step it just made Ready (stepID, not yet
-// visible to other transactions) goes to the agent that finished its
-// predecessor when the queue has nothing to put first. That is: no pool
+// case of a completion: the step it just made Ready (rs, whose update is
+// held, so no other transaction can see it Ready) goes to the agent that
+// finished its predecessor when the queue has nothing to put first. That is: no pool
 // limit, no limit on the step's project, no Ready step of another project
 // (a completion there goes through the fair pick), no Ready step of its
 // project with a higher priority; and, as for any reservation, the step
@@ -308,8 +310,8 @@ FROM s JOIN runs ON runs.id = s.run_id`
 // queue front, where every agent's reservation meets the others', and a
 // run in progress continues on the agent that ran its previous step. nil
 // when a condition does not hold: the caller reserves through the pick.
-func (s *DB) reserveSuccessor(tx *gorm.DB, stepID, agentID, leaseID string, lease time.Duration) (*reservation, error) {
-	if s.MaxRunning > 0 {
+func (s *DB) reserveSuccessor(tx *gorm.DB, rs readyStep, agentID, leaseID string, lease time.Duration) (*reservation, error) {
+	if s.MaxRunning > 0 || rs.from != engine.StepPending {
 		return nil, nil
 	}
 	if leaseID == "" {
@@ -317,13 +319,27 @@ func (s *DB) reserveSuccessor(tx *gorm.DB, stepID, agentID, leaseID string, leas
 	}
 	now := s.now()
 	expires := ceilMilli(now.Add(lease))
-	args := []any{engine.StepRunning, agentID, now, leaseID, expires, expires, stepID, now.UnixMilli(), agentID, agentID}
+	// The step's update to Ready (its ready_at, its rendered values) is
+	// made by the reservation's own UPDATE: the step goes from pending to
+	// running in one row version.
+	var cols []string
+	for c := range rs.updates {
+		if c != "state" {
+			cols = append(cols, c)
+		}
+	}
+	slices.Sort(cols)
+	args := []any{engine.StepRunning, agentID, now, leaseID, expires, expires}
+	for _, c := range cols {
+		args = append(args, rs.updates[c])
+	}
+	args = append(args, rs.id, now.UnixMilli(), agentID, agentID)
 	// served: the project's mark, rewritten only when that changes the
 	// order (as reserved does).
 	const served = `UPDATE projects SET served = %s WHERE id = %s AND (served = 0 OR served <> (SELECT MAX(served) FROM projects))`
 	// Its run is running already: the step that just ended ran in it.
 	if s.d.dollars {
-		q := `WITH s AS (` + s.d.reserveSuccessorStep("*") + `),
+		q := `WITH s AS (` + s.d.reserveSuccessorStep(cols, "*") + `),
 	a AS (INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at)
 		SELECT id, attempt, run_id, ?, ?, ?, ? FROM s),
 	p AS (` + fmt.Sprintf(served, s.d.nextServed, `(SELECT project_id FROM s)`) + `)
@@ -331,7 +347,7 @@ SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, pr
 FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_id`
 		rows, err := s.query(tx, q, append(args, agentID, engine.StepRunning, leaseID, now)...)
 		if err != nil {
-			return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
 		}
 		defer rows.Close()
 		if !rows.Next() {
@@ -340,23 +356,23 @@ FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_
 		row := &stepRow{}
 		r := &reservation{LeaseID: leaseID, row: row, run: &server.Run{}}
 		if err := scanStep(rows, row, &r.source, &r.ciSource, &r.run.Untrusted, &r.run.Project); err != nil {
-			return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
 		}
 		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
 		}
 		r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
 		return r, s.notifyReserved(tx, r, false)
 	}
 	r := &reservation{LeaseID: leaseID, run: &server.Run{}}
 	var projectID string
-	err := s.queryRow(tx, s.d.reserveSuccessorStep("id, run_id, name, attempt, project_id"), args...).
+	err := s.queryRow(tx, s.d.reserveSuccessorStep(cols, "id, run_id, name, attempt, project_id"), args...).
 		Scan(&r.StepID, &r.RunID, &r.Name, &r.Attempt, &projectID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reserve step %s: %w", stepID, err)
+		return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
 	}
 	if _, err := s.exec(tx, `INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		r.StepID, r.Attempt, r.RunID, agentID, engine.StepRunning, leaseID, now); err != nil {
@@ -375,20 +391,34 @@ FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_
 	return r, s.notifyReserved(tx, r, false)
 }
 
-// reserveSuccessorStep is reserveSuccessor's conditional UPDATE of the
-// step, returning the given columns.
-func (d *dialect) reserveSuccessorStep(returning string) string {
+// successorSQL caches reserveSuccessorStep's statements.
+var successorSQL sync.Map // string -> string
+
+// reserveSuccessorStep is reserveSuccessor's conditional UPDATE of a
+// pending step to running, setting also the columns cols (its update to
+// Ready), returning the given columns.
+func (d *dialect) reserveSuccessorStep(cols []string, returning string) string {
+	key := d.name + "|" + strings.Join(cols, ",") + "|" + returning
+	if q, ok := successorSQL.Load(key); ok {
+		return q.(string)
+	}
+	var set strings.Builder
+	for _, c := range cols {
+		set.WriteString(", " + c + " = ?")
+	}
 	ready := func(alias string) string { return stateIs(alias+".state", engine.StepReady) }
-	return `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
+	q := `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
 		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
-		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
-	WHERE id = (SELECT s.id FROM steps s WHERE s.id = ? AND ` + ready("s") + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
+		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END` + set.String() + `
+	WHERE id = (SELECT s.id FROM steps s WHERE s.id = ? AND ` + stateIs("s.state", engine.StepPending) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
 			AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = s.project_id AND p.max_running > 0)
 			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id = s.project_id AND ` + ready("o") + ` AND o.priority > s.priority LIMIT 1)
 			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id < s.project_id AND ` + ready("o") + ` LIMIT 1)
 			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id > s.project_id AND ` + ready("o") + ` LIMIT 1))
 		AND NOT EXISTS (SELECT 1 FROM agents ag WHERE ag.id = ? AND ag.state <> '` + string(server.AgentEnabled) + `')
 	RETURNING ` + returning
+	successorSQL.Store(key, q)
+	return q
 }
 
 // reservation is what the transaction that reserved a step knows of it;
@@ -647,7 +677,7 @@ func (s *DB) CompleteStep(ctx context.Context, res server.StepResult) (int, erro
 // repeat of one already recorded.
 func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int, repeated bool, err error) {
 	err = s.transaction(ctx, func(tx *gorm.DB) error {
-		readied, rep, err := s.record(tx, res)
+		readied, rep, err := s.record(tx, res, false)
 		ready, repeated = len(readied), rep
 		return err
 	})
@@ -672,7 +702,7 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 	var next *reservation
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		c, next, reserveFailed = server.Completion{}, nil, false
-		readied, rep, err := s.record(tx, res)
+		readied, rep, err := s.record(tx, res, true)
 		c.Ready, repeated = len(readied), rep
 		if err != nil || repeated {
 			return err
@@ -691,7 +721,9 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 			return err
 		})
 		if c.NextErr != nil {
+			// Rolled back with the savepoint: what was made Ready stays so.
 			next = nil
+			return s.writeReady(tx, readied...)
 		}
 		return nil
 	})
@@ -718,28 +750,38 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 }
 
 // reserveNext reserves the next step for the agent whose completion made
-// the steps readied Ready: the first of them if the queue has nothing to
-// put first (reserveSuccessor), else through the fair pick.
-func (s *DB) reserveNext(tx *gorm.DB, readied []string, agentID, leaseID string, lease time.Duration) (*reservation, error) {
-	if len(readied) > 0 {
-		if r, err := s.reserveSuccessor(tx, readied[0], agentID, leaseID, lease); err != nil || r != nil {
-			return r, err
+// the steps readied Ready (their updates held): the first of them if the
+// queue has nothing to put first (reserveSuccessor, which writes its
+// update with the reservation's), else through the fair pick. It writes
+// the others' updates.
+func (s *DB) reserveNext(tx *gorm.DB, readied []readyStep, agentID, leaseID string, lease time.Duration) (*reservation, error) {
+	if len(readied) > 0 && !readied[0].written {
+		r, err := s.reserveSuccessor(tx, readied[0], agentID, leaseID, lease)
+		if err != nil {
+			return nil, err
 		}
+		if r != nil {
+			return r, s.writeReady(tx, readied[1:]...)
+		}
+	}
+	if err := s.writeReady(tx, readied...); err != nil {
+		return nil, err
 	}
 	return s.reserve(tx, agentID, leaseID, lease)
 }
 
 // complete is CompleteStep inside the caller's transaction.
 func (s *DB) complete(tx *gorm.DB, res server.StepResult) (int, error) {
-	ready, _, err := s.record(tx, res)
+	ready, _, err := s.record(tx, res, false)
 	return len(ready), err
 }
 
-// record is complete, returning the ids of the steps it made Ready and
-// saying whether the report repeated one already recorded. It locks the run and the step first, so a repeated report, the
+// record is complete, returning the steps it made Ready (with hold, their
+// updates are the caller's to write) and saying whether the report
+// repeated one already recorded. It locks the run and the step first, so a repeated report, the
 // server's expiry and a cancel of the same step take turns, and each reads
 // what the one before it wrote.
-func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready []string, repeated bool, err error) {
+func (s *DB) record(tx *gorm.DB, res server.StepResult, hold bool) (ready []readyStep, repeated bool, err error) {
 	lease := server.Lease{StepID: res.StepID, AgentID: res.AgentID, Attempt: res.Attempt, ID: res.LeaseID}
 	// The step running under this lease is the common case; only a report
 	// that finds it otherwise needs the attempt's record to tell a retried
@@ -816,9 +858,9 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult) (ready []string, repeate
 		return nil, false, err
 	}
 	if retry {
-		return []string{row.ID}, false, nil // Ready again, after its delay
+		return []readyStep{{id: row.ID, name: row.Name, written: true}}, false, nil // Ready again, after its delay
 	}
-	ready, err = s.advance(tx, row.RunID, row.Name, knownState{state, string(reason)}, true)
+	ready, err = s.advance(tx, row.RunID, row.Name, knownState{state, string(reason)}, true, hold)
 	return ready, false, err
 }
 
@@ -874,14 +916,15 @@ func reportKey(res server.StepResult) string {
 // dependents of changed are loaded (and, as skips and failures propagate,
 // of the steps that ended with them), with the states of their
 // dependencies, so completing a step costs the same in a 10-step run and a
-// 1,000-step one. It returns the ids of the steps that became Ready. wasRunning says
+// 1,000-step one. It returns the steps that became Ready (with hold, their
+// updates are the caller's to write). wasRunning says
 // that changed was running until now, so the run's state is running: while
 // one of its steps runs, nothing sets it otherwise. ended is the state
 // (and reason) changed ended in.
-func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning bool) ([]string, error) {
+func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning, hold bool) ([]readyStep, error) {
 	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
 		return s.pendingDependents(tx, runID, frontier)
-	}, []string{changed}, map[string]knownState{changed: ended})
+	}, []string{changed}, map[string]knownState{changed: ended}, hold)
 	if err != nil {
 		return nil, err
 	}
@@ -931,7 +974,7 @@ func (s *DB) pendingDependents(tx *gorm.DB, runID string, names []string) ([]ste
 // Steps that end this way (skipped, failed) form the next frontier. Then the
 // run state is updated.
 func (s *DB) settle(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string) (int, error) {
-	ready, err := s.settleSteps(tx, runID, next, frontier, nil)
+	ready, err := s.settleSteps(tx, runID, next, frontier, nil, false)
 	if err != nil {
 		return 0, err
 	}
@@ -947,14 +990,15 @@ type knownState struct {
 	reason string
 }
 
-// settleSteps is settle without the run state, returning the ids of the
-// steps it made Ready. known holds the states this transaction has set
-// (nil: none yet); the steps it decides are added.
-func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string, known map[string]knownState) ([]string, error) {
+// settleSteps is settle without the run state, returning the steps it
+// made Ready; with hold, their updates are left to the caller (writeReady).
+// known holds the states this transaction has set (nil: none yet); the
+// steps it decides are added.
+func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string) ([]stepRow, error), frontier []string, known map[string]knownState, hold bool) ([]readyStep, error) {
 	if known == nil {
 		known = map[string]knownState{}
 	}
-	var ready []string // ids, in the order they were made Ready
+	var ready []readyStep // in the order they were made Ready
 	now := s.now()
 	facts := s.lazyRunFacts(tx, runID)
 	for len(frontier) > 0 {
@@ -999,6 +1043,17 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 				updates["finished_at"] = now
 				frontier = append(frontier, c.Step)
 			}
+			if c.To == engine.StepReady {
+				r := readyStep{id: g.ids[c.Step], name: c.Step, from: c.From, updates: updates}
+				if !hold {
+					if err := s.writeReady(tx, r); err != nil {
+						return nil, err
+					}
+					r.written = true
+				}
+				ready = append(ready, r)
+				continue
+			}
 			if err := s.updateStep(tx, g.ids[c.Step], c.From, updates); err != nil {
 				return nil, fmt.Errorf("step %s -> %s: %w", c.Step, c.To, err)
 			}
@@ -1008,12 +1063,32 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 					return nil, err
 				}
 			}
-			if c.To == engine.StepReady {
-				ready = append(ready, g.ids[c.Step])
-			}
 		}
 	}
 	return ready, nil
+}
+
+// readyStep is a step a transaction made Ready. Its update is written at
+// once (written), or held for the completion's next reservation to fold
+// into its own (reserveSuccessor) or write (writeReady).
+type readyStep struct {
+	id, name string
+	from     engine.StepState
+	updates  map[string]any
+	written  bool
+}
+
+// writeReady writes the updates of ready steps not written yet.
+func (s *DB) writeReady(tx *gorm.DB, steps ...readyStep) error {
+	for _, r := range steps {
+		if r.written {
+			continue
+		}
+		if err := s.updateStep(tx, r.id, r.from, r.updates); err != nil {
+			return fmt.Errorf("step %s -> %s: %w", r.name, engine.StepReady, err)
+		}
+	}
+	return nil
 }
 
 // markRunRunning sets the run running if it is not, as updateRunState

@@ -22,7 +22,7 @@ func TestQueuePlansUsePartialIndexes(t *testing.T) {
 		{"pick a project", s.d.pickProject(), "steps_ready"},
 		{"pick a project (running)", s.d.pickProject(), "steps_running"},
 		{"reserve", s.d.reserveInProject(), "steps_ready"},
-		{"reserve a successor", s.d.reserveSuccessorStep("id"), "steps_ready"},
+		{"reserve a successor", s.d.reserveSuccessorStep([]string{"ready_at"}, "id"), "steps_ready"},
 		{"any ready step", `SELECT 1 FROM steps WHERE ` + isReady + ` AND not_before <= ? LIMIT 1`, "steps_ready"},
 		{"pool limit", `SELECT COUNT(*) FROM steps WHERE ` + isRunning, "steps_"},
 		{"expired leases", `SELECT * FROM steps WHERE ` + isRunning + ` AND (lease_expires < ? OR (deadline > 0 AND deadline < ?))`, "steps_"},

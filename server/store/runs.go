@@ -185,7 +185,7 @@ func (s *DB) DecideApproval(ctx context.Context, runID, stepName string, approve
 			if err := s.notify(tx, runID, stepName, string(engine.StepFailed), string(engine.ReasonRejected)); err != nil {
 				return err
 			}
-			readied, err := s.advance(tx, runID, stepName, knownState{engine.StepFailed, string(engine.ReasonRejected)}, false)
+			readied, err := s.advance(tx, runID, stepName, knownState{engine.StepFailed, string(engine.ReasonRejected)}, false, false)
 			ready = len(readied)
 			return err
 		}

@@ -60,3 +60,32 @@ func TestCompletionContinuesItsRunUnlessTheQueuePutsAnotherFirst(t *testing.T) {
 		})
 	}
 }
+
+// The successor's own update to Ready (its ${{ }} values rendered from
+// what its predecessor reported) is made with its reservation: the step
+// handed out carries the rendered values.
+func TestSuccessorCarriesItsRenderedValues(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *store.DB) {
+		ctx := t.Context()
+		run := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+			{Name: "build", Command: "x"},
+			{Name: "ship", Command: "ship ${{ steps.build.outputs.version }}", DependsOn: []string{"build"},
+				Env: map[string]string{"V": "${{ steps.build.outputs.version }}"}},
+		}})
+		build := reserve(t, s, "z", "build")
+		zero := 0
+		done, err := s.CompleteAndReserve(ctx, server.StepResult{StepID: build.ID, AgentID: "z", Attempt: build.Attempt, LeaseID: build.LeaseID,
+			ExitCode: &zero, Outputs: map[string]string{"version": "1.2.3"}}, "z-next", time.Minute)
+		if err != nil || done.NextErr != nil || done.Next == nil {
+			t.Fatalf("CompleteAndReserve: %v, %v, next %v", err, done.NextErr, done.Next)
+		}
+		if done.Next.Name != "ship" || done.Next.Command != "ship 1.2.3" || done.Next.Env["V"] != "1.2.3" || done.Next.ReadyAt.IsZero() {
+			t.Fatalf("handed %s: command %q env %v ready at %v; want ship with 1.2.3 rendered and a ready time",
+				done.Next.Name, done.Next.Command, done.Next.Env, done.Next.ReadyAt)
+		}
+		got := findRun(t, s, run.ID)
+		if st := got.Steps[1]; st.State != "running" || st.Command != "ship 1.2.3" {
+			t.Fatalf("stored: %s %q", st.State, st.Command)
+		}
+	})
+}
