@@ -276,14 +276,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // agentState tells the agent what is wanted of it, and its config. It is
 // also how the server hears from an agent that is not reserving.
 func (s *Server) agentState(w http.ResponseWriter, r *http.Request) {
-	// Read afresh: an agent asks after a hint that its state changed,
-	// perhaps through another replica (requireAgent's record may be a
-	// moment old).
-	agent, err := s.Agents.FindAgent(r.Context(), agentFrom(r.Context()).ID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	agent := agentFrom(r.Context()) // read afresh by requireAgent for this path
 	if err := s.touch(r.Context(), agent); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -103,7 +103,13 @@ func (s *Server) requireAgent(next http.Handler) http.Handler {
 			s.writeError(w, r, server.Errorf(server.EUNAUTHORIZED, "agent access token is not valid: %v", err))
 			return
 		}
-		agent, err := s.Agents.RecentAgent(r.Context(), id)
+		// An agent asks for its state after a hint that it changed,
+		// perhaps through another replica: that call reads it afresh.
+		find := s.Agents.RecentAgent
+		if r.URL.Path == protocol.PathAgentState {
+			find = s.Agents.FindAgent
+		}
+		agent, err := find(r.Context(), id)
 		if err != nil && server.ErrorCode(err) != server.ENOTFOUND {
 			s.writeError(w, r, err)
 			return
