@@ -60,15 +60,8 @@ func New(writeTimeout time.Duration, log *slog.Logger) *Hub {
 // taken-over stream whose agent hung up is dropped now rather than at the
 // next ping round: a poll is parked only where a hint can reach its agent.
 func (h *Hub) Connected(agentID string) bool {
-	h.mu.Lock()
-	set := h.streams[agentID]
-	streams := make([]*stream, 0, len(set))
-	for st := range set {
-		streams = append(streams, st)
-	}
-	h.mu.Unlock()
 	open := false
-	for _, st := range streams {
+	for _, st := range h.streamsOf(agentID) {
 		if st.conn != nil && hungUp(st.conn) {
 			h.end(st, errHungUp)
 			continue
@@ -217,15 +210,8 @@ func (h *Hub) Deliver(agentID, kind string) { h.TryDeliver(agentID, kind) }
 // TryDeliver queues a hint on the agent's streams here, and reports
 // whether any took it. It never waits for the write.
 func (h *Hub) TryDeliver(agentID, kind string) bool {
-	h.mu.Lock()
-	set := h.streams[agentID]
-	targets := make([]*stream, 0, len(set))
-	for st := range set {
-		targets = append(targets, st)
-	}
-	h.mu.Unlock()
 	sent := false
-	for _, st := range targets {
+	for _, st := range h.streamsOf(agentID) {
 		if st.send(kind) {
 			sent = true
 		}
@@ -253,6 +239,18 @@ func (h *Hub) Ping(interval time.Duration, stop <-chan struct{}) {
 			st.send(EventPing)
 		}
 	}
+}
+
+// streamsOf lists the agent's open streams.
+func (h *Hub) streamsOf(agentID string) []*stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.streams[agentID]
+	out := make([]*stream, 0, len(set))
+	for st := range set {
+		out = append(out, st)
+	}
+	return out
 }
 
 func (h *Hub) all() []*stream {
