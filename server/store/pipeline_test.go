@@ -149,3 +149,44 @@ func scratchTable(t *testing.T, s *store.DB) {
 		t.Fatal(errors.Join(errors.New("create scratch table"), err))
 	}
 }
+
+// A transaction whose context ends midway (the agent hung up) is rolled
+// back, and the connection it held is fit for the next one, or dropped.
+func TestTransactionCancelledMidwayLeavesNothing(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *store.DB) {
+		store.SetMaxOpenConns(s, 1)
+		scratchTable(t, s)
+		ctx, cancel := context.WithCancel(t.Context())
+		err := store.Transaction(ctx, s, func(o store.TxOps) error {
+			if err := o.Write("row 1", `INSERT INTO scratch (id, v) VALUES (?, ?)`, 1, 1); err != nil {
+				return err
+			}
+			if _, err := o.QueryInt(`SELECT COUNT(*) FROM scratch`); err != nil {
+				return err
+			}
+			cancel()
+			if err := o.Write("row 2", `INSERT INTO scratch (id, v) VALUES (?, ?)`, 2, 2); err != nil {
+				return err
+			}
+			_, err := o.QueryInt(`SELECT COUNT(*) FROM scratch`)
+			return err
+		})
+		if err == nil {
+			// SQLite's group commit runs without the caller's
+			// cancellation: the transaction may complete.
+			if store.Dialect(s) != "sqlite" {
+				t.Fatal("the cancelled transaction succeeded")
+			}
+		}
+		want := int64(0)
+		if err == nil {
+			want = 2
+		}
+		err = store.Transaction(context.Background(), s, func(o store.TxOps) error {
+			return o.Write("row 3", `INSERT INTO scratch (id, v) VALUES (?, ?)`, 3, 3)
+		})
+		if n, cerr := store.CountRows(s, "scratch", "id < 3"); err != nil || cerr != nil || n != want {
+			t.Fatalf("after the cancel: %v; %d rows of the cancelled transaction, %v; want %d", err, n, cerr, want)
+		}
+	})
+}
