@@ -305,8 +305,9 @@ FROM s JOIN runs ON runs.id = s.run_id`
 // (a completion there goes through the fair pick), no Ready step of its
 // project with a higher priority; and, as for any reservation, the step
 // is due, the agent has its labels and is enabled. Each condition is an
-// index probe (LIMIT 1 keeps the planner from making a probe an anti-join
-// that reads every Ready step's index entry): the reservation scans no
+// index probe (a scalar subquery ordered by the index's columns, LIMIT 1:
+// as NOT EXISTS, PostgreSQL made each an anti-join over a bitmap of every
+// Ready step's index entry): the reservation scans no
 // queue front, where every agent's reservation meets the others', and a
 // run in progress continues on the agent that ran its previous step. nil
 // when a condition does not hold: the caller reserves through the pick.
@@ -411,10 +412,11 @@ func (d *dialect) reserveSuccessorStep(cols []string, returning string) string {
 		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
 		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END` + set.String() + `
 	WHERE id = (SELECT s.id FROM steps s WHERE s.id = ? AND ` + stateIs("s.state", engine.StepPending) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
-			AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = s.project_id AND p.max_running > 0)
-			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id = s.project_id AND ` + ready("o") + ` AND o.priority > s.priority LIMIT 1)
-			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id < s.project_id AND ` + ready("o") + ` LIMIT 1)
-			AND NOT EXISTS (SELECT 1 FROM steps o WHERE o.project_id > s.project_id AND ` + ready("o") + ` LIMIT 1))
+			AND (SELECT p.max_running FROM projects p WHERE p.id = s.project_id) = 0
+			AND (SELECT 1 FROM steps o WHERE o.project_id = s.project_id AND ` + ready("o") + ` AND o.priority > s.priority
+				ORDER BY o.project_id, o.priority DESC LIMIT 1) IS NULL
+			AND (SELECT 1 FROM steps o WHERE o.project_id < s.project_id AND ` + ready("o") + ` ORDER BY o.project_id DESC LIMIT 1) IS NULL
+			AND (SELECT 1 FROM steps o WHERE o.project_id > s.project_id AND ` + ready("o") + ` ORDER BY o.project_id LIMIT 1) IS NULL)
 		AND NOT EXISTS (SELECT 1 FROM agents ag WHERE ag.id = ? AND ag.state <> '` + string(server.AgentEnabled) + `')
 	RETURNING ` + returning
 	successorSQL.Store(key, q)
@@ -950,8 +952,7 @@ func (s *DB) pendingDependents(tx *gorm.DB, runID string, names []string) ([]ste
 	for _, n := range names {
 		args = append(args, n)
 	}
-	rows, err := s.query(tx, `SELECT `+stepColumns("s")+` FROM steps s JOIN step_deps d ON d.step_id = s.id
-		WHERE d.run_id = ? AND d.depends_on IN (?`+strings.Repeat(", ?", len(names)-1)+`) AND `+stateIs("s.state", engine.StepPending), args...)
+	rows, err := s.query(tx, dependentsSQL(len(names)), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -962,9 +963,21 @@ func (s *DB) pendingDependents(tx *gorm.DB, runID string, names []string) ([]ste
 		if err := scanStep(rows, &r); err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		if r.State == string(engine.StepPending) {
+			out = append(out, r)
+		}
 	}
 	return out, rows.Err()
+}
+
+// dependentsSQL finds the steps of run ? that depend on any of n names,
+// through step_deps, then by id; the caller keeps the pending ones. With
+// the state in the statement, a plan made while the tables were small
+// (PostgreSQL keeps one per statement) read every pending step of every
+// run and joined them to step_deps.
+func dependentsSQL(n int) string {
+	return `SELECT ` + stepColumns("s") + ` FROM step_deps d JOIN steps s ON s.id = d.step_id
+		WHERE d.run_id = ? AND d.depends_on IN (?` + strings.Repeat(", ?", n-1) + `)`
 }
 
 // settle repeatedly takes the pending steps that next returns for the

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"gorm.io/gorm"
 )
@@ -73,4 +75,40 @@ func (o TxOps) Savepoint(name string, fn func() error) error { return savepoint(
 // Transaction runs fn in one of the store's transactions.
 func Transaction(ctx context.Context, s *DB, fn func(TxOps) error) error {
 	return s.transaction(ctx, func(tx *gorm.DB) error { return fn(TxOps{s, tx}) })
+}
+
+// GenericPlans explains, on PostgreSQL, the plan kept for the hot path's
+// statements whose plans must not depend on the tables' size when they
+// were planned: the dependents of a step, and a successor's reservation.
+// It plans them as generic plans, as a long-lived connection does.
+func GenericPlans(s *DB) (map[string]string, error) {
+	out := map[string]string{}
+	for name, q := range map[string]string{
+		"dependents": dependentsSQL(1),
+		"successor":  s.d.reserveSuccessorStep([]string{"ready_at"}, "id"),
+	} {
+		var lines []string
+		err := s.db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`SET LOCAL plan_cache_mode = force_generic_plan`).Error; err != nil {
+				return err
+			}
+			if err := tx.Exec(`PREPARE plan_check AS ` + s.d.bind(q)).Error; err != nil {
+				return err
+			}
+			n := strings.Count(q, "?")
+			params := make([]string, n)
+			for i := range params {
+				params[i] = "NULL"
+			}
+			if err := tx.Raw(`EXPLAIN EXECUTE plan_check(` + strings.Join(params, ", ") + `)`).Scan(&lines).Error; err != nil {
+				return err
+			}
+			return tx.Exec(`DEALLOCATE plan_check`).Error
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = strings.Join(lines, "\n")
+	}
+	return out, nil
 }
