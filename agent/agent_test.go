@@ -628,6 +628,8 @@ func TestDisabledAgentTakesTheStepAlreadyOnItsWay(t *testing.T) {
 	f.mu.Lock()
 	f.queue = append(f.queue, &protocol.Assignment{StepID: "later", Attempt: 1})
 	f.mu.Unlock()
+	// Nothing to wait for: the step must not be taken. An enabled agent
+	// polls every ReserveWait (50 ms); this is six of them.
 	time.Sleep(300 * time.Millisecond)
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -59,13 +59,53 @@ func (d *dialect) reserveInProject() string {
 // reserveInProjectReturning is reserveInProject returning the given
 // columns of the step.
 func (d *dialect) reserveInProjectReturning(returning string) string {
-	return `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
-		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
-		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END
+	return takeStep + `
 	WHERE id = (SELECT s.id FROM steps s WHERE s.project_id = ? AND ` + stateIs("s.state", engine.StepReady) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
 		ORDER BY s.priority DESC, s.run_id, s.idx LIMIT 1` + d.skipLocked + `) AND ` + isReady + `
-		AND NOT EXISTS (SELECT 1 FROM agents ag WHERE ag.id = ? AND ag.state <> '` + string(server.AgentEnabled) + `')
+		AND ` + agentEnabled + `
 	RETURNING ` + returning
+}
+
+// takeStep is the start of a reservation's UPDATE: the step runs for an
+// agent under a new lease, with a fresh attempt. Its arguments: the state
+// (running), the agent, the start, the lease id, its expiry and the same
+// again as the base of the deadline.
+const takeStep = `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
+		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
+		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END`
+
+// agentEnabled is a reservation's condition that agent ? is not known to
+// be other than enabled.
+const agentEnabled = `NOT EXISTS (SELECT 1 FROM agents ag WHERE ag.id = ? AND ag.state <> '` + string(server.AgentEnabled) + `')`
+
+// attemptOf is the data-modifying CTE that records the attempt of the step
+// CTE s reserved, for agent ? in state ? under lease ? started at ?.
+const attemptOf = `a AS (INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at)
+		SELECT id, attempt, run_id, ?, ?, ?, ? FROM s)`
+
+// recordAttempt records the attempt of a step reserved by a statement of
+// its own (SQLite).
+func (s *DB) recordAttempt(tx *gorm.DB, r *reservation, agentID string, now time.Time) error {
+	if _, err := s.exec(tx, `INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.StepID, r.Attempt, r.RunID, agentID, engine.StepRunning, r.LeaseID, now); err != nil {
+		return fmt.Errorf("record attempt %d of step %s: %w", r.Attempt, r.StepID, err)
+	}
+	return nil
+}
+
+// scanReserved reads a reservation statement's row (PostgreSQL): the
+// whole step, the run's sources and untrusted flag, then extra.
+func scanReserved(rows resultRows, leaseID string, extra ...any) (*reservation, error) {
+	row := &stepRow{}
+	r := &reservation{LeaseID: leaseID, row: row, run: &server.Run{}}
+	if err := scanStep(rows, row, append([]any{&r.source, &r.ciSource, &r.run.Untrusted}, extra...)...); err != nil {
+		return nil, err
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
+	return r, nil
 }
 
 // ReserveStep gives agentID the next step in the fair queue (see
@@ -208,9 +248,8 @@ func (s *DB) reserveIn(tx *gorm.DB, c candidate, agentID, leaseID string, now ti
 	if err != nil {
 		return nil, fmt.Errorf("reserve step: %w", err)
 	}
-	if _, err := s.exec(tx, `INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		r.StepID, r.Attempt, r.RunID, agentID, engine.StepRunning, leaseID, now); err != nil {
-		return nil, fmt.Errorf("record attempt %d of step %s: %w", r.Attempt, r.StepID, err)
+	if err := s.recordAttempt(tx, r, agentID, now); err != nil {
+		return nil, err
 	}
 	started, err := s.exec(tx, `UPDATE runs SET state = ?, started_at = ? WHERE id = ? AND state IN (?, ?)`,
 		engine.RunRunning, now, r.RunID, engine.RunPending, engine.RunWaiting)
@@ -269,8 +308,7 @@ func (s *DB) notifyReserved(tx *gorm.DB, r *reservation, runStarted bool) error 
 // one statement of data-modifying CTEs, which also returns the whole step.
 func (s *DB) reserveInOneStatement(tx *gorm.DB, c candidate, agentID, leaseID string, now time.Time, expires int64) (*reservation, error) {
 	q := `WITH s AS (` + s.d.reserveInProjectReturning("*") + `),
-	a AS (INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at)
-		SELECT id, attempt, run_id, ?, ?, ?, ? FROM s),
+	` + attemptOf + `,
 	r AS (UPDATE runs SET state = ?, started_at = ? WHERE id = (SELECT run_id FROM s) AND state IN (?, ?) RETURNING id)
 SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, EXISTS (SELECT 1 FROM r)
 FROM s JOIN runs ON runs.id = s.run_id`
@@ -284,16 +322,12 @@ FROM s JOIN runs ON runs.id = s.run_id`
 	if !rows.Next() {
 		return nil, rows.Err() // another replica took the last one meanwhile
 	}
-	row := &stepRow{}
-	r := &reservation{LeaseID: leaseID, row: row, run: &server.Run{Project: c.Name}}
 	var started bool
-	if err := scanStep(rows, row, &r.source, &r.ciSource, &r.run.Untrusted, &started); err != nil {
+	r, err := scanReserved(rows, leaseID, &started)
+	if err != nil {
 		return nil, fmt.Errorf("reserve step: %w", err)
 	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("reserve step: %w", err)
-	}
-	r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
+	r.run.Project = c.Name
 	return r, s.reserved(tx, c, r, started)
 }
 
@@ -341,8 +375,7 @@ func (s *DB) reserveSuccessor(tx *gorm.DB, rs readyStep, agentID, leaseID string
 	// Its run is running already: the step that just ended ran in it.
 	if s.d.dollars {
 		q := `WITH s AS (` + s.d.reserveSuccessorStep(cols, "*") + `),
-	a AS (INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at)
-		SELECT id, attempt, run_id, ?, ?, ?, ? FROM s),
+	` + attemptOf + `,
 	p AS (` + fmt.Sprintf(served, s.d.nextServed, `(SELECT project_id FROM s)`) + `)
 SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, projects.name
 FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_id`
@@ -354,15 +387,12 @@ FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_
 		if !rows.Next() {
 			return nil, rows.Close()
 		}
-		row := &stepRow{}
-		r := &reservation{LeaseID: leaseID, row: row, run: &server.Run{}}
-		if err := scanStep(rows, row, &r.source, &r.ciSource, &r.run.Untrusted, &r.run.Project); err != nil {
+		var project string
+		r, err := scanReserved(rows, leaseID, &project)
+		if err != nil {
 			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
 		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
-		}
-		r.StepID, r.RunID, r.Name, r.Attempt, r.run.ID = row.ID, row.RunID, row.Name, row.Attempt, row.RunID
+		r.run.Project = project
 		return r, s.notifyReserved(tx, r, false)
 	}
 	r := &reservation{LeaseID: leaseID, run: &server.Run{}}
@@ -375,9 +405,8 @@ FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_
 	if err != nil {
 		return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
 	}
-	if _, err := s.exec(tx, `INSERT INTO step_attempts (step_id, attempt, run_id, agent_id, state, lease_id, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		r.StepID, r.Attempt, r.RunID, agentID, engine.StepRunning, leaseID, now); err != nil {
-		return nil, fmt.Errorf("record attempt %d of step %s: %w", r.Attempt, r.StepID, err)
+	if err := s.recordAttempt(tx, r, agentID, now); err != nil {
+		return nil, err
 	}
 	if err := s.write(tx, "serve project "+projectID, fmt.Sprintf(served, s.d.nextServed, "?"), projectID); err != nil {
 		return nil, err
@@ -408,16 +437,14 @@ func (d *dialect) reserveSuccessorStep(cols []string, returning string) string {
 		set.WriteString(", " + c + " = ?")
 	}
 	ready := func(alias string) string { return stateIs(alias+".state", engine.StepReady) }
-	q := `UPDATE steps SET state = ?, agent_id = ?, attempt = attempt + 1, started_at = ?, finished_at = NULL,
-		exit_code = NULL, reason = '', error = '', outputs = '{}', not_before = 0,
-		lease_id = ?, lease_expires = ?, deadline = CASE WHEN timeout_ms > 0 THEN ? + timeout_ms ELSE 0 END` + set.String() + `
+	q := takeStep + set.String() + `
 	WHERE id = (SELECT s.id FROM steps s WHERE s.id = ? AND ` + stateIs("s.state", engine.StepPending) + ` AND s.not_before <= ? AND ` + d.agentHasLabels + `
 			AND (SELECT p.max_running FROM projects p WHERE p.id = s.project_id) = 0
 			AND (SELECT 1 FROM steps o WHERE o.project_id = s.project_id AND ` + ready("o") + ` AND o.priority > s.priority
 				ORDER BY o.project_id, o.priority DESC LIMIT 1) IS NULL
 			AND (SELECT 1 FROM steps o WHERE o.project_id < s.project_id AND ` + ready("o") + ` ORDER BY o.project_id DESC LIMIT 1) IS NULL
 			AND (SELECT 1 FROM steps o WHERE o.project_id > s.project_id AND ` + ready("o") + ` ORDER BY o.project_id LIMIT 1) IS NULL)
-		AND NOT EXISTS (SELECT 1 FROM agents ag WHERE ag.id = ? AND ag.state <> '` + string(server.AgentEnabled) + `')
+		AND ` + agentEnabled + `
 	RETURNING ` + returning
 	successorSQL.Store(key, q)
 	return q
