@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -354,45 +355,17 @@ func (s *DB) reserveSuccessor(tx *gorm.DB, rs readyStep, agentID, leaseID string
 	}
 	now := s.now()
 	expires := ceilMilli(now.Add(lease))
-	// The step's update to Ready (its ready_at, its rendered values) is
-	// made by the reservation's own UPDATE: the step goes from pending to
-	// running in one row version.
-	var cols []string
-	for c := range rs.updates {
-		if c != "state" {
-			cols = append(cols, c)
-		}
-	}
-	slices.Sort(cols)
-	args := []any{engine.StepRunning, agentID, now, leaseID, expires, expires}
-	for _, c := range cols {
-		args = append(args, rs.updates[c])
-	}
-	args = append(args, rs.id, now.UnixMilli(), agentID, agentID)
-	// served: the project's mark, rewritten only when that changes the
-	// order (as reserved does).
-	const served = `UPDATE projects SET served = %s WHERE id = %s AND (served = 0 OR served <> (SELECT MAX(served) FROM projects))`
-	// Its run is running already: the step that just ended ran in it.
+	cols, args := successorArgs(rs, agentID, leaseID, now, expires)
 	if s.d.dollars {
-		q := `WITH s AS (` + s.d.reserveSuccessorStep(cols, "*") + `),
-	` + attemptOf + `,
-	p AS (` + fmt.Sprintf(served, s.d.nextServed, `(SELECT project_id FROM s)`) + `)
-SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, projects.name
-FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_id`
-		rows, err := s.query(tx, q, append(args, agentID, engine.StepRunning, leaseID, now)...)
+		rows, err := s.query(tx, s.successorOneStatement(cols, false), append(args, agentID, engine.StepRunning, leaseID, now)...)
 		if err != nil {
 			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
 		}
 		defer rows.Close()
-		if !rows.Next() {
-			return nil, rows.Close()
+		r, err := readSuccessor(rows, rs, leaseID)
+		if err != nil || r == nil {
+			return nil, err
 		}
-		var project string
-		r, err := scanReserved(rows, leaseID, &project)
-		if err != nil {
-			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
-		}
-		r.run.Project = project
 		return r, s.notifyReserved(tx, r, false)
 	}
 	r := &reservation{LeaseID: leaseID, run: &server.Run{}}
@@ -408,7 +381,7 @@ FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_
 	if err := s.recordAttempt(tx, r, agentID, now); err != nil {
 		return nil, err
 	}
-	if err := s.write(tx, "serve project "+projectID, fmt.Sprintf(served, s.d.nextServed, "?"), projectID); err != nil {
+	if err := s.write(tx, "serve project "+projectID, fmt.Sprintf(servedSQL, s.d.nextServed, "?"), projectID); err != nil {
 		return nil, err
 	}
 	r.run.ID = r.RunID
@@ -419,6 +392,112 @@ FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_
 		return nil, err
 	}
 	return r, s.notifyReserved(tx, r, false)
+}
+
+// reserveSuccessorAtCommit is reserveSuccessor in a pipeline (PostgreSQL):
+// the reservation goes with the completion's writes and the COMMIT, in
+// one round trip, and next is set when its answer comes (left nil when
+// a condition did not hold; the step's update to Ready, queued after it,
+// then makes it Ready). false, queueing nothing, where it cannot: a pool
+// limit, or a project that wants notifications (the step's is written
+// in the reservation's transaction); the caller then reserves at once.
+func (s *DB) reserveSuccessorAtCommit(tx *gorm.DB, rs readyStep, agentID, leaseID string, lease time.Duration, next **reservation) (bool, error) {
+	if s.MaxRunning > 0 || rs.from != engine.StepPending || pipelineOf(tx) == nil {
+		return false, nil
+	}
+	if target, err := s.notifyTarget(tx, rs.run); err != nil || target.on {
+		return false, err
+	}
+	if leaseID == "" {
+		leaseID = uuid.NewString()
+	}
+	now := s.now()
+	expires := ceilMilli(now.Add(lease))
+	cols, args := successorArgs(rs, agentID, leaseID, now, expires)
+	args = append(args, agentID, engine.StepRunning, leaseID, now)
+	// Not reserved, the step is made Ready by the same statement.
+	for _, c := range cols {
+		args = append(args, rs.updates[c])
+	}
+	args = append(args, engine.StepReady, rs.id)
+	return true, s.readLater(tx, "reserve step "+rs.id, s.successorOneStatement(cols, true), args,
+		func(rows resultRows) error {
+			r, err := readSuccessor(rows, rs, leaseID)
+			*next = r
+			return err
+		})
+}
+
+// successorArgs are the arguments of reserveSuccessorStep's statement for
+// rs, and the columns of its update to Ready that the statement sets.
+func successorArgs(rs readyStep, agentID, leaseID string, now time.Time, expires int64) ([]string, []any) {
+	// The step's update to Ready (its ready_at, its rendered values) is
+	// made by the reservation's own UPDATE: the step goes from pending to
+	// running in one row version.
+	var cols []string
+	for c := range rs.updates {
+		if c != "state" {
+			cols = append(cols, c)
+		}
+	}
+	slices.Sort(cols)
+	args := []any{engine.StepRunning, agentID, now, leaseID, expires, expires}
+	for _, c := range cols {
+		args = append(args, rs.updates[c])
+	}
+	return cols, append(args, rs.id, now.UnixMilli(), agentID, agentID)
+}
+
+// servedSQL sets a project's served mark (%s: the next mark, the
+// project), only when that changes the order (as reserved does).
+const servedSQL = `UPDATE projects SET served = %s WHERE id = %s AND (served = 0 OR served <> (SELECT MAX(served) FROM projects))`
+
+// successorOneStatement is reserveSuccessor's statement on PostgreSQL:
+// the step, its attempt and the project's served mark in one statement of
+// data-modifying CTEs, returning the whole step and what the reservation
+// needs of its run. Its run is running already: the step that just ended
+// ran in it. orReady: if the step is not reserved, the statement makes it
+// Ready (setting cols and the state, as its arguments after the others
+// say): the two updates of the row never both happen.
+func (s *DB) successorOneStatement(cols []string, orReady bool) string {
+	key := strings.Join(cols, ",") + "|" + strconv.FormatBool(orReady)
+	if q, ok := successorStatements.Load(key); ok {
+		return q.(string)
+	}
+	var ready string
+	if orReady {
+		ready = `,
+	r AS (UPDATE steps SET `
+		for _, c := range cols {
+			ready += c + ` = ?, `
+		}
+		ready += `state = ? WHERE id = ? AND ` + stateIs("state", engine.StepPending) + ` AND NOT EXISTS (SELECT 1 FROM s))`
+	}
+	q := `WITH s AS (` + s.d.reserveSuccessorStep(cols, "*") + `),
+	` + attemptOf + `,
+	p AS (` + fmt.Sprintf(servedSQL, s.d.nextServed, `(SELECT project_id FROM s)`) + `)` + ready + `
+SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, projects.name
+FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_id`
+	successorStatements.Store(key, q)
+	return q
+}
+
+// successorStatements caches successorOneStatement's statements.
+var successorStatements sync.Map // string -> string
+
+// readSuccessor reads successorOneStatement's answer: the reservation of
+// rs, or nil.
+func readSuccessor(rows resultRows, rs readyStep, leaseID string) (*reservation, error) {
+	if !rows.Next() {
+		return nil, rows.Close()
+	}
+	var project string
+	r, err := scanReserved(rows, leaseID, &project)
+	if err != nil {
+		return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
+	}
+	r.run.Project = project
+	return r, rows.Close()
 }
 
 // successorSQL caches reserveSuccessorStep's statements.
@@ -565,16 +644,27 @@ func (s *DB) AppendLog(ctx context.Context, l server.Lease, offset int64, data [
 // appendLog stores a chunk of the leased attempt's log, masked across the
 // chunk before it, unless one is stored at that offset already.
 func (s *DB) appendLog(tx *gorm.DB, l server.Lease, c server.LogAppend) error {
+	args, err := logChunkArgs(tx, l, c)
+	if err != nil {
+		return err
+	}
+	return s.write(tx, fmt.Sprintf("log of step %s at offset %d", l.StepID, c.Offset), insertLogChunk, args...)
+}
+
+// insertLogChunk stores a chunk of an attempt's log (logChunkArgs).
+const insertLogChunk = `INSERT INTO step_logs (step_id, attempt, byte_offset, data, times) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+
+// logChunkArgs are insertLogChunk's arguments for chunk c of the leased
+// attempt's log, masked across the chunk before it.
+func logChunkArgs(tx *gorm.DB, l server.Lease, c server.LogAppend) ([]any, error) {
 	chunk := c.Data
 	if c.Redact != nil && c.Redact.Longest() > 0 {
 		var err error
 		if chunk, err = redactAcross(tx, l, c.Offset, c.Data, c.Redact); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return s.write(tx, fmt.Sprintf("log of step %s at offset %d", l.StepID, c.Offset),
-		`INSERT INTO step_logs (step_id, attempt, byte_offset, data, times) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		l.StepID, l.Attempt, c.Offset, chunk, c.Times)
+	return []any{l.StepID, l.Attempt, c.Offset, chunk, c.Times}, nil
 }
 
 // redactAcross masks data joined to the tail of the chunk stored before it,
@@ -662,8 +752,11 @@ func holds(row *stepRow, l server.Lease) error {
 // (the step's identity, holder, cancel request, retry policy and assert),
 // straight from the connection. Where rows are locked (PostgreSQL) it
 // locks the step's run, then the step (lockStepAndRun), with the same
-// statement.
-func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, error) {
+// statement. With it, in the same round trip (a later statement, which
+// sees what was committed before the lock was granted), it reads the
+// steps that depend on the step (the pending ones are what advance reads
+// first).
+func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, []stepRow, error) {
 	var row stepRow
 	q := `SELECT s.id, s.run_id, s.name, s.agent_id, s.attempt, s.state, s.lease_id, s.cancel_requested, s.retry, s.assert`
 	if s.d.locks {
@@ -671,25 +764,40 @@ func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, 
 	} else {
 		q += ` FROM steps s WHERE s.id = ?`
 	}
-	err := s.queryRow(tx, q, l.StepID).
-		Scan(&row.ID, &row.RunID, &row.Name, &row.AgentID, &row.Attempt, &row.State, &row.LeaseID, &row.CancelRequested, &row.Retry, &row.Assert)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, server.Errorf(server.ENOTFOUND, "step %q not found", l.StepID)
+	found := false
+	if err := s.readLater(tx, "step "+l.StepID, q, []any{l.StepID}, func(rows resultRows) error {
+		if found = rows.Next(); !found {
+			return nil
+		}
+		return rows.Scan(&row.ID, &row.RunID, &row.Name, &row.AgentID, &row.Attempt, &row.State, &row.LeaseID, &row.CancelRequested, &row.Retry, &row.Assert)
+	}); err != nil {
+		return nil, nil, nil, err
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("step %s: %w", l.StepID, err)
+	var dependents []stepRow
+	if err := s.readLater(tx, "dependents of step "+l.StepID, dependentsOfStepSQL, []any{l.StepID}, func(rows resultRows) error {
+		var err error
+		dependents, err = pendingOf(rows)
+		return err
+	}); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := s.flush(tx); err != nil {
+		return nil, nil, nil, err
+	}
+	if !found {
+		return nil, nil, nil, server.Errorf(server.ENOTFOUND, "step %q not found", l.StepID)
 	}
 	if err := holds(&row, l); err != nil {
-		return &row, nil, err
+		return &row, nil, nil, err
 	}
 	step := &server.Step{ID: row.ID, RunID: row.RunID, Name: row.Name, State: engine.StepState(row.State), Attempt: row.Attempt}
 	if err := json.Unmarshal([]byte(row.Retry), &step.Retry); err != nil {
-		return nil, nil, fmt.Errorf("step %s: retry: %w", row.ID, err)
+		return nil, nil, nil, fmt.Errorf("step %s: retry: %w", row.ID, err)
 	}
 	if err := json.Unmarshal([]byte(row.Assert), &step.Assert); err != nil {
-		return nil, nil, fmt.Errorf("step %s: assert: %w", row.ID, err)
+		return nil, nil, nil, fmt.Errorf("step %s: assert: %w", row.ID, err)
 	}
-	return &row, step, nil
+	return &row, step, dependents, nil
 }
 
 // CompleteStep records the result of an attempt, then, in the same
@@ -725,12 +833,20 @@ func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int
 // transaction run again.) A repeated report (its first answer was lost)
 // gets the step reserved under leaseID when it was first recorded, if that
 // step still runs for the agent, rather than another.
+//
+// On PostgreSQL a completion whose successor can be reserved
+// (reserveSuccessorAtCommit) takes two round trips: the step's lock with
+// the read of its dependents, then its writes with the reservation and
+// the COMMIT. The reservation's answer comes with the commit's; if the
+// successor was not reserved (the queue put another step first), the
+// same statement made it Ready, and the agent's next step is reserved
+// from the queue in a transaction of its own.
 func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leaseID string, lease time.Duration) (server.Completion, error) {
 	var c server.Completion
-	var repeated, reserveFailed bool
+	var repeated, reserveFailed, atCommit bool
 	var next *reservation
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
-		c, next, reserveFailed = server.Completion{}, nil, false
+		c, next, reserveFailed, atCommit = server.Completion{}, nil, false, false
 		readied, rep, err := s.record(tx, res, true)
 		c.Ready, repeated = len(readied), rep
 		if err != nil || repeated {
@@ -740,6 +856,16 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 			// PostgreSQL: a savepoint is a round trip more per step. A
 			// failed reservation rolls the transaction back instead, and
 			// the result is recorded again alone, below.
+			if len(readied) > 0 && !readied[0].written {
+				// The successor's reservation goes with the COMMIT.
+				if atCommit, err = s.reserveSuccessorAtCommit(tx, readied[0], res.AgentID, leaseID, lease, &next); err != nil || atCommit {
+					if err == nil {
+						err = s.writeReady(tx, readied[1:]...)
+					}
+					reserveFailed = err != nil
+					return err
+				}
+			}
 			next, err = s.reserveNext(tx, readied, res.AgentID, leaseID, lease)
 			reserveFailed = err != nil
 			return err
@@ -756,7 +882,9 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 		}
 		return nil
 	})
-	if reserveFailed {
+	if reserveFailed || atCommit && err != nil {
+		// What failed may have been the reservation, which went with the
+		// COMMIT.
 		next, c.NextErr = nil, err
 		if c.Ready, repeated, err = s.completeStep(ctx, res); err != nil {
 			return c, err
@@ -766,6 +894,12 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 		return c, err
 	}
 	if !repeated {
+		if atCommit && next == nil && c.NextErr == nil {
+			// The successor was not reserved: the agent's next step
+			// comes from the queue.
+			c.Next, c.NextRun, c.NextErr = s.ReserveStepAs(ctx, res.AgentID, leaseID, lease)
+			return c, nil
+		}
 		if c.NextErr == nil {
 			c.Next, c.NextRun, c.NextErr = s.handed(ctx, next)
 		}
@@ -816,7 +950,7 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult, hold bool) (ready []read
 	// that finds it otherwise needs the attempt's record to tell a retried
 	// report (acknowledged) from a stale one. (While the step runs under
 	// the lease, its attempt has not ended: ending it moves the step on.)
-	row, step, err := s.reportedStep(tx, lease)
+	row, step, dependents, err := s.reportedStep(tx, lease)
 	if err != nil {
 		var att attemptRow
 		if aerr := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; aerr != nil {
@@ -836,10 +970,16 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult, hold bool) (ready []read
 		}
 		return nil, false, err
 	}
+	var logArgs []any // PostgreSQL: the chunk goes with the step's UPDATE
 	if res.Log != nil {
 		// The last chunk of output comes with the result, stored before
 		// the result is judged. (A retried or stale report stores none.)
-		if err := s.appendLog(tx, lease, *res.Log); err != nil {
+		if s.d.locks && !step.Assert.ReadsOutput() {
+			logArgs, err = logChunkArgs(tx, lease, *res.Log)
+		} else {
+			err = s.appendLog(tx, lease, *res.Log)
+		}
+		if err != nil {
 			return nil, false, fmt.Errorf("log of step %s: %w", res.StepID, err)
 		}
 	}
@@ -853,10 +993,13 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult, hold bool) (ready []read
 	now := s.now()
 	const endAttempt = `UPDATE step_attempts SET state = ?, exit_code = ?, reason = ?, error = ?, reported = ?, finished_at = ? WHERE step_id = ? AND attempt = ?`
 	endArgs := []any{state, res.ExitCode, reason, errMsg, reportKey(res), now, res.StepID, res.Attempt}
-	var with string // PostgreSQL: the attempt is ended by the step's UPDATE, one round trip
+	var with string // PostgreSQL: the attempt is ended (and the log chunk stored) by the step's UPDATE, one statement
 	var withArgs []any
 	if s.d.locks {
 		with, withArgs = `WITH ended AS (`+endAttempt+`) `, endArgs
+		if logArgs != nil {
+			with, withArgs = `WITH ended AS (`+endAttempt+`), logged AS (`+insertLogChunk+`) `, append(endArgs, logArgs...)
+		}
 	} else if _, err := s.exec(tx, endAttempt, endArgs...); err != nil {
 		return nil, false, fmt.Errorf("record attempt %d of step %s: %w", res.Attempt, res.StepID, err)
 	}
@@ -887,9 +1030,9 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult, hold bool) (ready []read
 		return nil, false, err
 	}
 	if retry {
-		return []readyStep{{id: row.ID, name: row.Name, written: true}}, false, nil // Ready again, after its delay
+		return []readyStep{{id: row.ID, name: row.Name, run: row.RunID, written: true}}, false, nil // Ready again, after its delay
 	}
-	ready, err = s.advance(tx, row.RunID, row.Name, knownState{state, string(reason)}, true, hold)
+	ready, err = s.advanceFrom(tx, row.RunID, row.Name, knownState{state, string(reason)}, dependents, true, hold)
 	return ready, false, err
 }
 
@@ -905,7 +1048,7 @@ func (s *DB) judge(tx *gorm.DB, step *server.Step, res server.StepResult) (engin
 		return engine.StepFailed, engine.ReasonExitCode, res.Error, nil
 	}
 	var log []byte
-	if step.Assert != nil && step.Assert.OutputMatches != "" {
+	if step.Assert.ReadsOutput() {
 		var err error
 		if log, err = s.attemptLog(tx, step.ID, res.Attempt); err != nil {
 			return "", "", "", err
@@ -951,7 +1094,21 @@ func reportKey(res server.StepResult) string {
 // one of its steps runs, nothing sets it otherwise. ended is the state
 // (and reason) changed ended in.
 func (s *DB) advance(tx *gorm.DB, runID, changed string, ended knownState, wasRunning, hold bool) ([]readyStep, error) {
+	dependents, err := s.pendingDependents(tx, runID, []string{changed})
+	if err != nil {
+		return nil, fmt.Errorf("dependents in run %s: %w", runID, err)
+	}
+	return s.advanceFrom(tx, runID, changed, ended, dependents, wasRunning, hold)
+}
+
+// advanceFrom is advance given the pending dependents of changed.
+func (s *DB) advanceFrom(tx *gorm.DB, runID, changed string, ended knownState, dependents []stepRow, wasRunning, hold bool) ([]readyStep, error) {
+	first := true
 	ready, err := s.settleSteps(tx, runID, func(frontier []string) ([]stepRow, error) {
+		if first {
+			first = false
+			return dependents, nil
+		}
 		return s.pendingDependents(tx, runID, frontier)
 	}, []string{changed}, map[string]knownState{changed: ended}, hold)
 	if err != nil {
@@ -984,6 +1141,15 @@ func (s *DB) pendingDependents(tx *gorm.DB, runID string, names []string) ([]ste
 		return nil, err
 	}
 	defer rows.Close()
+	out, err := pendingOf(rows)
+	if err != nil {
+		return nil, err
+	}
+	return out, rows.Close()
+}
+
+// pendingOf reads rows of stepColumns, keeping the pending steps.
+func pendingOf(rows resultRows) ([]stepRow, error) {
 	var out []stepRow
 	for rows.Next() {
 		var r stepRow
@@ -996,6 +1162,13 @@ func (s *DB) pendingDependents(tx *gorm.DB, runID string, names []string) ([]ste
 	}
 	return out, rows.Err()
 }
+
+// dependentsOfStepSQL finds the steps that depend on step ?, as
+// dependentsSQL does by name.
+var dependentsOfStepSQL = `SELECT ` + stepColumns("s") + ` FROM steps c
+	JOIN step_deps d ON d.run_id = c.run_id AND d.depends_on = c.name
+	JOIN steps s ON s.id = d.step_id
+	WHERE c.id = ?`
 
 // dependentsSQL finds the steps of run ? that depend on any of n names,
 // through step_deps, then by id; the caller keeps the pending ones. With
@@ -1084,7 +1257,7 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 				frontier = append(frontier, c.Step)
 			}
 			if c.To == engine.StepReady {
-				r := readyStep{id: g.ids[c.Step], name: c.Step, from: c.From, updates: updates}
+				r := readyStep{id: g.ids[c.Step], name: c.Step, run: runID, from: c.From, updates: updates}
 				if !hold {
 					if err := s.writeReady(tx, r); err != nil {
 						return nil, err
@@ -1113,6 +1286,7 @@ func (s *DB) settleSteps(tx *gorm.DB, runID string, next func(frontier []string)
 // into its own (reserveSuccessor) or write (writeReady).
 type readyStep struct {
 	id, name string
+	run      string
 	from     engine.StepState
 	updates  map[string]any
 	written  bool

@@ -62,6 +62,20 @@ func (o TxOps) QueryInt(q string, args ...any) (int64, error) {
 	return n, err
 }
 
+// ReadIntLater is readLater for one integer, which lands in dst (and
+// got is set) when its answer comes.
+func (o TxOps) ReadIntLater(what, q string, dst *int64, got *bool, args ...any) error {
+	return o.s.readLater(o.tx, what, q, args, func(rows resultRows) error {
+		if *got = rows.Next(); *got {
+			return rows.Scan(dst)
+		}
+		return nil
+	})
+}
+
+// Flush is flush.
+func (o TxOps) Flush() error { return o.s.flush(o.tx) }
+
 // GormCount counts a table's rows with gorm, in the transaction.
 func (o TxOps) GormCount(table string) (int64, error) {
 	var n int64

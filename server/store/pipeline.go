@@ -38,11 +38,13 @@ type pipeline struct {
 	err     error // the first statement that failed: the transaction's error
 }
 
-// waitingWrite is a statement not sent yet.
+// waitingWrite is a statement not sent yet: a write, or a query whose
+// rows read takes when they come (readLater).
 type waitingWrite struct {
-	what string // for an error: what the write does
+	what string // for an error: what the statement does
 	sql  string
 	args []any
+	read func(resultRows) error
 }
 
 var (
@@ -129,13 +131,56 @@ func (p *pipeline) send(ctx context.Context, q string, args []any) (pgx.BatchRes
 	p.begun = true
 	br := p.pg.SendBatch(ctx, b)
 	for _, w := range waiting {
-		if _, err := br.Exec(); err != nil {
+		if err := answer(br, w); err != nil {
 			br.Close()
-			return nil, p.fail(fmt.Errorf("%s: %w", w.what, err))
+			if what := whatFailed(err, w, waiting); what != "" {
+				err = fmt.Errorf("%s: %w", what, err)
+			}
+			return nil, p.fail(err)
 		}
 	}
 	return br, nil
 }
+
+// whatFailed names the statement of a batch that err is about: the one
+// whose answer it came with (w), unless the batch failed before any ran
+// (a statement it could not prepare, whose SQL the error holds: "" if it
+// is not one that waited).
+func whatFailed(err error, w waitingWrite, batch []waitingWrite) string {
+	var pre pgx.ErrPreprocessingBatch
+	if !errors.As(err, &pre) {
+		return w.what
+	}
+	for _, b := range batch {
+		if b.sql == pre.SQL() {
+			return b.what
+		}
+	}
+	return ""
+}
+
+// answer reads the answer to w from br: its rows, for a query.
+func answer(br pgx.BatchResults, w waitingWrite) error {
+	if w.read == nil {
+		_, err := br.Exec()
+		return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if err := w.read(pgxRows{rows}); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// pgxRows are pgx's rows as resultRows.
+type pgxRows struct{ pgx.Rows }
+
+func (r pgxRows) Close() error { r.Rows.Close(); return r.Rows.Err() }
 
 // fail records err as the transaction's, if it is the first, and returns it.
 func (p *pipeline) fail(err error) error {
@@ -160,6 +205,12 @@ func (p *pipeline) flush(ctx context.Context) error {
 // write queues statement q (with $n placeholders) to go with the next one.
 func (p *pipeline) write(what, q string, args []any) {
 	p.waiting = append(p.waiting, waitingWrite{what: what, sql: q, args: args})
+}
+
+// readLater queues query q (with $n placeholders) to go with the next
+// statement; read gets its rows then.
+func (p *pipeline) readLater(what, q string, args []any, read func(resultRows) error) {
+	p.waiting = append(p.waiting, waitingWrite{what: what, sql: q, args: args, read: read})
 }
 
 // exec sends statement q with what waits.

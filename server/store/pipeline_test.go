@@ -190,3 +190,56 @@ func TestTransactionCancelledMidwayLeavesNothing(t *testing.T) {
 		}
 	})
 }
+
+// A query may wait to be sent with what comes after it, as a write does:
+// it reads what the statements before it wrote and not what comes after,
+// and its rows come when it is sent (at once where nothing is pipelined).
+// One that fails is named, and the transaction rolls back.
+func TestTransactionReadsLaterInOrder(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *store.DB) {
+		ctx := t.Context()
+		scratchTable(t, s)
+		var before, after int64
+		var gotBefore, gotAfter bool
+		err := store.Transaction(ctx, s, func(o store.TxOps) error {
+			if err := o.Write("first", `INSERT INTO scratch (id, v) VALUES (?, ?)`, 1, 10); err != nil {
+				return err
+			}
+			if err := o.ReadIntLater("read v", `SELECT v FROM scratch WHERE id = ?`, &before, &gotBefore, 1); err != nil {
+				return err
+			}
+			if err := o.Write("second", `UPDATE scratch SET v = v + ? WHERE id = ?`, 5, 1); err != nil {
+				return err
+			}
+			if err := o.Flush(); err != nil {
+				return err
+			}
+			if !gotBefore || before != 10 {
+				t.Errorf("the read before the update: %d (answered %v), want 10", before, gotBefore)
+			}
+			// Answered with the commit.
+			return o.ReadIntLater("read v again", `SELECT v FROM scratch WHERE id = ?`, &after, &gotAfter, 1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !gotAfter || after != 15 {
+			t.Errorf("the read that went with the commit: %d (answered %v), want 15", after, gotAfter)
+		}
+
+		err = store.Transaction(ctx, s, func(o store.TxOps) error {
+			if err := o.Write("insert row 2", `INSERT INTO scratch (id, v) VALUES (?, ?)`, 2, 2); err != nil {
+				return err
+			}
+			var n int64
+			var got bool
+			return o.ReadIntLater("read from nowhere", `SELECT v FROM no_such_table WHERE id = ?`, &n, &got, 1)
+		})
+		if err == nil || !strings.Contains(err.Error(), "read from nowhere") {
+			t.Fatalf("err = %v, want the failed read named", err)
+		}
+		if n, err := store.CountRows(s, "scratch", "1 = 1"); err != nil || n != 1 {
+			t.Fatalf("%d rows, %v; want 1 (row 2 rolled back)", n, err)
+		}
+	})
+}

@@ -42,6 +42,34 @@ func (s *DB) write(tx *gorm.DB, what, q string, args ...any) error {
 	return nil
 }
 
+// readLater runs query q (with ? placeholders) in tx and gives its rows
+// to read, or, in a pipeline, queues it to go with the next statement
+// (flush sends it at once), as write does: read is called when its rows
+// come, and its error is the transaction's.
+func (s *DB) readLater(tx *gorm.DB, what, q string, args []any, read func(resultRows) error) error {
+	if p := pipelineOf(tx); p != nil {
+		p.readLater(what, s.d.bind(q), args, read)
+		return nil
+	}
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, s.d.bind(q), args...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	if err := read(rows); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return rows.Close()
+}
+
+// flush sends what waits in tx's pipeline, if it runs in one.
+func (s *DB) flush(tx *gorm.DB) error {
+	if p := pipelineOf(tx); p != nil {
+		return p.flush(tx.Statement.Context)
+	}
+	return nil
+}
+
 // resultRows are a query's rows: *sql.Rows, or a pipelined query's.
 type resultRows interface {
 	Next() bool

@@ -31,7 +31,7 @@ func TestCompletionContinuesItsRunUnlessTheQueuePutsAnotherFirst(t *testing.T) {
 				older := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
 					{Name: "w0", Command: "x"}, {Name: "w1", Command: "x", DependsOn: []string{"w0"}},
 				}})
-				createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+				mine := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
 					{Name: "c1", Command: "x"}, {Name: "c2", Command: "x", DependsOn: []string{"c1"}},
 				}})
 				w0 := reserve(t, s, "x", "w0")
@@ -52,9 +52,13 @@ func TestCompletionContinuesItsRunUnlessTheQueuePutsAnotherFirst(t *testing.T) {
 				if done.Next.AgentID != "z" || done.Next.LeaseID != "z-next" || done.NextRun == nil || done.NextRun.Project == "" {
 					t.Errorf("next = agent %q lease %q run %+v", done.Next.AgentID, done.Next.LeaseID, done.NextRun)
 				}
-				// w1 waits for the next agent, whatever was chosen.
+				// w1 waits for the next agent, whatever was chosen; so does c2
+				// when it was not.
 				if got := findRun(t, s, older.ID); got.Steps[1].Name != "w1" || got.Steps[1].State != "ready" {
 					t.Errorf("w1 is %s, want ready", got.Steps[1].State)
+				}
+				if got := findRun(t, s, mine.ID); c.want != "c2" && (got.Steps[1].State != "ready" || got.Steps[1].ReadyAt.IsZero()) {
+					t.Errorf("c2 is %s (ready at %v), want ready", got.Steps[1].State, got.Steps[1].ReadyAt)
 				}
 			})
 		})

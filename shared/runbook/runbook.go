@@ -131,6 +131,10 @@ type Assert struct {
 	OutputMatches string `json:"output_matches,omitempty"`
 }
 
+// ReadsOutput says whether Check needs the step's output. A nil Assert
+// does not.
+func (a *Assert) ReadsOutput() bool { return a != nil && a.OutputMatches != "" }
+
 // Check reports why a step that exited with code and printed output did not
 // succeed, or "" when it did. A nil Assert means exit code 0.
 func (a *Assert) Check(code int, output []byte) string {
@@ -145,7 +149,7 @@ func (a *Assert) Check(code int, output []byte) string {
 	if !ok {
 		return fmt.Sprintf("exit code %d is not one of %v", code, codes)
 	}
-	if a != nil && a.OutputMatches != "" {
+	if a.ReadsOutput() {
 		re, err := regexp.Compile(a.OutputMatches)
 		if err != nil {
 			return fmt.Sprintf("assert.output_matches: %v", err) // validated at parse time
