@@ -23,6 +23,15 @@ func SetMaxOpenConns(s *DB, n int) {
 	}
 }
 
+// MaxOpenConns is the store's bound on open connections.
+func MaxOpenConns(s *DB) int {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return -1
+	}
+	return sqlDB.Stats().MaxOpenConnections
+}
+
 // CachedStatements reports how many statements the SQLite writer's and
 // readers' caches hold prepared.
 func CachedStatements(s *DB) (writer, readers int) {
@@ -98,8 +107,9 @@ func Transaction(ctx context.Context, s *DB, fn func(TxOps) error) error {
 func GenericPlans(s *DB) (map[string]string, error) {
 	out := map[string]string{}
 	for name, q := range map[string]string{
-		"dependents": dependentsSQL(1),
-		"successor":  s.d.reserveSuccessorStep([]string{"ready_at"}, "id"),
+		"dependents":         dependentsSQL(1),
+		"dependents of step": dependentsOfStepSQL,
+		"successor":          s.successorOneStatement([]string{"ready_at"}, true),
 	} {
 		var lines []string
 		err := s.db.Transaction(func(tx *gorm.DB) error {

@@ -21,8 +21,32 @@ func TestGenericPlansReachFewRows(t *testing.T) {
 	if !strings.Contains(dep, "step_deps_pkey") || strings.Contains(dep, "steps_run_state") || strings.Contains(dep, "Seq Scan on steps") {
 		t.Errorf("dependents: want step_deps by its key, then steps by id:\n%s", dep)
 	}
+	dep = plans["dependents of step"]
+	if !strings.Contains(dep, "step_deps_pkey") || !strings.Contains(dep, "steps_pkey") || strings.Contains(dep, "steps_run_state") || strings.Contains(dep, "Seq Scan") {
+		t.Errorf("dependents of a step: want the step by id, step_deps by its key, then steps by id:\n%s", dep)
+	}
 	succ := plans["successor"]
 	if strings.Contains(succ, "Bitmap") || strings.Contains(succ, "Anti Join") || strings.Contains(succ, "Seq Scan on steps") {
 		t.Errorf("successor: want each probe an index scan with a condition:\n%s", succ)
+	}
+}
+
+// A PostgreSQL store opens a few connections per CPU unless told how
+// many; a SQLite store's one writer is not changed.
+func TestPostgresConnections(t *testing.T) {
+	s := postgresDB(t).Open(t)
+	if got, want := store.MaxOpenConns(s), store.DefaultPostgresConns(); got != want {
+		t.Errorf("by default %d connections, want %d", got, want)
+	}
+	if err := s.SetPostgresConns(3); err != nil {
+		t.Fatal(err)
+	}
+	if got := store.MaxOpenConns(s); got != 3 {
+		t.Errorf("after SetPostgresConns(3): %d connections", got)
+	}
+	lite := sqliteDB(t).Open(t)
+	before := store.MaxOpenConns(lite)
+	if err := lite.SetPostgresConns(3); err != nil || store.MaxOpenConns(lite) != before {
+		t.Errorf("SQLite: %v, %d connections, want %d", err, store.MaxOpenConns(lite), before)
 	}
 }

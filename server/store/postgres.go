@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime"
 	"time"
 
 	"gorm.io/driver/postgres"
@@ -23,8 +24,9 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", RedactDSN(dsn), err)
 	}
-	sqlDB.SetMaxOpenConns(20)
-	sqlDB.SetMaxIdleConns(20)
+	n := DefaultPostgresConns()
+	sqlDB.SetMaxOpenConns(n)
+	sqlDB.SetMaxIdleConns(n)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	s := newDB(g, postgresDialect)
 	if err := s.Ping(ctx); err != nil {
@@ -36,6 +38,29 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("migrate postgres %s: %w", RedactDSN(dsn), err)
 	}
 	return s, nil
+}
+
+// DefaultPostgresConns is how many PostgreSQL connections a server opens
+// at most unless told otherwise (SetPostgresConns): three per CPU it may
+// use, at least 4. A completion holds its connection for two round trips
+// and the server's work between them, so a few per CPU keep the database
+// busy; more only queue in PostgreSQL, where 20 backends contending for
+// two cores did a fifth less work than 6 (docs/performance.md).
+func DefaultPostgresConns() int { return max(4, 3*runtime.GOMAXPROCS(0)) }
+
+// SetPostgresConns sets how many connections a PostgreSQL store opens at
+// most (and keeps idle); n < 1 is left as it is.
+func (s *DB) SetPostgresConns(n int) error {
+	if n < 1 || !s.d.dollars {
+		return nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	sqlDB.SetMaxOpenConns(n)
+	sqlDB.SetMaxIdleConns(n)
+	return nil
 }
 
 // RedactDSN returns a postgres:// URL with its password replaced, for logs

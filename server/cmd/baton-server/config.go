@@ -22,6 +22,9 @@ type Config struct {
 	// DB selects the database: empty for SQLite in the data dir, or a
 	// postgres:// URL (may come from BATON_DB_FILE: it holds a password).
 	DB string
+	// DBMaxConns bounds the PostgreSQL connections this server opens; 0:
+	// store.DefaultPostgresConns.
+	DBMaxConns int
 	// AdminToken may also come from a file (BATON_ADMIN_TOKEN_FILE); when
 	// neither is set one is generated into <data-dir>/admin-token.
 	AdminToken        string
@@ -54,6 +57,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--data-dir is required")
 	case c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://"):
 		return fmt.Errorf("--db must be empty (SQLite in the data dir) or a postgres:// URL")
+	case c.DBMaxConns < 0:
+		return fmt.Errorf("--db-max-conns must not be negative")
 	case c.AgentPoolSize < 1 || c.AgentPoolSize > 256:
 		return fmt.Errorf("--agent-pool-size must be 1 to 256, not %d", c.AgentPoolSize)
 	case c.AgentEviction < 0:
@@ -85,7 +90,11 @@ func (c Config) String() string {
 	}
 	db := "sqlite"
 	if c.DB != "" {
-		db = store.RedactDSN(c.DB)
+		conns := c.DBMaxConns
+		if conns == 0 {
+			conns = store.DefaultPostgresConns()
+		}
+		db = fmt.Sprintf("%s db-max-conns=%d", store.RedactDSN(c.DB), conns)
 	}
 	return fmt.Sprintf("addr=%s data-dir=%s db=%s admin-token=%s agent-pool-size=%d agent-eviction=%s agent-park-after=%s lease-length=%s max-running=%d artifact-max-bytes=%d artifact-retention=%s log-format=%s log-level=%s",
 		c.Addr, c.DataDir, db, token, c.AgentPoolSize, c.AgentEviction, c.AgentParkAfter, c.LeaseLength, c.MaxRunning, c.ArtifactMaxBytes, c.ArtifactRetention, c.LogFormat, c.LogLevel)
@@ -103,6 +112,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Addr, "addr", env("BATON_ADDR", "127.0.0.1:8484"), "listen address (BATON_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("BATON_DATA_DIR", "baton-data"), "directory for the database and keys (BATON_DATA_DIR)")
 	fs.StringVar(&cfg.DB, "db", getenv("BATON_DB"), "database: empty for SQLite in the data dir, or postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=... shared by several server replicas (BATON_DB, BATON_DB_FILE)")
+	fs.IntVar(&cfg.DBMaxConns, "db-max-conns", 0, fmt.Sprintf("PostgreSQL connections this server opens at most; 0: three per CPU, at least 4 (here %d)", store.DefaultPostgresConns()))
 	fs.IntVar(&cfg.AgentPoolSize, "agent-pool-size", 1, "steps each agent runs at once")
 	fs.DurationVar(&cfg.AgentEviction, "agent-eviction", 10*time.Minute, "how long a draining agent lets running steps finish")
 	fs.DurationVar(&cfg.AgentPingInterval, "agent-ping-interval", 10*time.Second, "how often agents' control channels are pinged; an agent restarts its channel after 3 missed pings")
