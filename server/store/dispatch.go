@@ -759,7 +759,11 @@ func holds(row *stepRow, l server.Lease) error {
 func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, []stepRow, error) {
 	var row stepRow
 	q := `SELECT s.id, s.run_id, s.name, s.agent_id, s.attempt, s.state, s.lease_id, s.cancel_requested, s.retry, s.assert`
-	if s.d.locks {
+	grouped := false
+	if p := pipelineOf(tx); p != nil && p.grouped {
+		grouped = true // in a group, after its first: it must not wait (pgGroup)
+		q += ` FROM runs r JOIN steps s ON s.run_id = r.id WHERE s.id = ? FOR NO KEY UPDATE SKIP LOCKED`
+	} else if s.d.locks {
 		q += ` FROM runs r JOIN steps s ON s.run_id = r.id WHERE s.id = ? FOR NO KEY UPDATE`
 	} else {
 		q += ` FROM steps s WHERE s.id = ?`
@@ -783,6 +787,9 @@ func (s *DB) reportedStep(tx *gorm.DB, l server.Lease) (*stepRow, *server.Step, 
 	}
 	if err := s.flush(tx); err != nil {
 		return nil, nil, nil, err
+	}
+	if !found && grouped {
+		return nil, nil, nil, errRunAlone // locked by another transaction, or not there: alone, it finds out
 	}
 	if !found {
 		return nil, nil, nil, server.Errorf(server.ENOTFOUND, "step %q not found", l.StepID)
@@ -845,7 +852,7 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 	var c server.Completion
 	var repeated, reserveFailed, atCommit bool
 	var next *reservation
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.completion(ctx, func(tx *gorm.DB) error {
 		c, next, reserveFailed, atCommit = server.Completion{}, nil, false, false
 		readied, rep, err := s.record(tx, res, true)
 		c.Ready, repeated = len(readied), rep
@@ -951,6 +958,9 @@ func (s *DB) record(tx *gorm.DB, res server.StepResult, hold bool) (ready []read
 	// report (acknowledged) from a stale one. (While the step runs under
 	// the lease, its attempt has not ended: ending it moves the step on.)
 	row, step, dependents, err := s.reportedStep(tx, lease)
+	if errors.Is(err, errRunAlone) {
+		return nil, false, err
+	}
 	if err != nil {
 		var att attemptRow
 		if aerr := tx.Where("step_id = ? AND attempt = ?", res.StepID, res.Attempt).Take(&att).Error; aerr != nil {

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"testing"
 
 	"gorm.io/gorm"
 )
@@ -135,4 +138,34 @@ func GenericPlans(s *DB) (map[string]string, error) {
 		out[name] = strings.Join(lines, "\n")
 	}
 	return out, nil
+}
+
+// HoldCompletions makes a PostgreSQL store's completions wait in their
+// queue (one loop) until release lets the loop take one group of all that
+// queued; queued says how many wait; sizes has each group's size.
+func HoldCompletions(s *DB) (queued func() int, release func(), sizes func() []int) {
+	gate := make(chan struct{})
+	s.completions.close()
+	g := newPGGroup(s, 1, gate)
+	var mu sync.Mutex
+	var got []int
+	g.onBatch = func(n int) { mu.Lock(); got = append(got, n); mu.Unlock() }
+	s.completions = g
+	return func() int { return len(g.queue) },
+		func() { gate <- struct{}{} },
+		func() []int { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
+}
+
+// LockRun holds a lock on a run's row, as a transaction that changes the
+// run does, until unlock (or the test's end).
+func LockRun(t testing.TB, s *DB, runID string) (unlock func()) {
+	t.Helper()
+	tx := s.db.Begin()
+	if err := tx.Exec(`SELECT id FROM runs WHERE id = ? FOR NO KEY UPDATE`, runID).Error; err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unlock = func() { once.Do(func() { tx.Rollback() }) }
+	t.Cleanup(unlock)
+	return unlock
 }

@@ -36,6 +36,9 @@ type pipeline struct {
 	waiting []waitingWrite
 	begun   bool  // BEGIN has been sent
 	err     error // the first statement that failed: the transaction's error
+	// grouped: the transaction runs a group of completions (pgGroup), and
+	// the one running now is not its first: it must not wait for a lock.
+	grouped bool
 }
 
 // waitingWrite is a statement not sent yet: a write, or a query whose

@@ -37,6 +37,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 		s.Close()
 		return nil, fmt.Errorf("migrate postgres %s: %w", RedactDSN(dsn), err)
 	}
+	s.completions = newPGGroup(s, groupLoops(n), nil)
 	return s, nil
 }
 
@@ -60,8 +61,16 @@ func (s *DB) SetPostgresConns(n int) error {
 	}
 	sqlDB.SetMaxOpenConns(n)
 	sqlDB.SetMaxIdleConns(n)
+	if s.completions != nil {
+		s.completions.close()
+		s.completions = newPGGroup(s, groupLoops(n), nil)
+	}
 	return nil
 }
+
+// groupLoops is how many groups of completions run at once on n
+// connections: half of them, leaving the rest to everything else.
+func groupLoops(n int) int { return max(1, n/2) }
 
 // RedactDSN returns a postgres:// URL with its password replaced, for logs
 // and errors; any other form is shown only as "(dsn)".

@@ -63,6 +63,8 @@ type DB struct {
 	stop func()
 	// group, on SQLite, runs concurrent write transactions as one.
 	group *groupCommit
+	// completions, on PostgreSQL, runs concurrent completions in groups.
+	completions *pgGroup
 }
 
 var (
@@ -113,6 +115,15 @@ func (s *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error 
 		case <-time.After(time.Duration(try) * time.Duration(5+rand.IntN(20)) * time.Millisecond):
 		}
 	}
+}
+
+// completion runs a completion's transaction: on PostgreSQL in a group
+// with the others that arrive with it (pgGroup), else as transaction does.
+func (s *DB) completion(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.completions != nil {
+		return s.completions.do(ctx, fn)
+	}
+	return s.transaction(ctx, fn)
 }
 
 // locking makes a query lock the rows it reads until the transaction ends
@@ -172,6 +183,9 @@ func (s *DB) Ping(ctx context.Context) error {
 func (s *DB) Close() error {
 	if s.group != nil {
 		s.group.close()
+	}
+	if s.completions != nil {
+		s.completions.close()
 	}
 	if s.stop != nil {
 		s.stop()

@@ -1,0 +1,167 @@
+package store_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/baton-ci/baton/server"
+	"github.com/baton-ci/baton/server/store"
+	"github.com/baton-ci/baton/shared/engine"
+)
+
+// groupOf queues the completions of steps (one agent each, asking for a
+// next step) one after another, so that they form one group in that order,
+// then lets the group run. It returns what each got, in order.
+func groupOf(t *testing.T, s *store.DB, results ...server.StepResult) ([]server.Completion, []error, []int) {
+	t.Helper()
+	return startGroup(t, s, results...)()
+}
+
+// startGroup is groupOf that returns once the group has been let run;
+// wait waits for the outcomes.
+func startGroup(t *testing.T, s *store.DB, results ...server.StepResult) (wait func() ([]server.Completion, []error, []int)) {
+	t.Helper()
+	queued, release, sizes := store.HoldCompletions(s)
+	type outcome struct {
+		c   server.Completion
+		err error
+	}
+	outs := make([]chan outcome, len(results))
+	for i, res := range results {
+		outs[i] = make(chan outcome, 1)
+		go func() {
+			c, err := s.CompleteAndReserve(t.Context(), res, "", time.Minute)
+			outs[i] <- outcome{c, err}
+		}()
+		waitFor(t, "completion queued", func() bool { return queued() == i+1 })
+	}
+	release()
+	return func() ([]server.Completion, []error, []int) {
+		t.Helper()
+		cs, errs := make([]server.Completion, len(results)), make([]error, len(results))
+		for i, ch := range outs {
+			select {
+			case o := <-ch:
+				cs[i], errs[i] = o.c, o.err
+			case <-time.After(10 * time.Second):
+				t.Fatalf("completion %d did not return", i)
+			}
+		}
+		return cs, errs, sizes()
+	}
+}
+
+func resultOf(st *server.Step) server.StepResult {
+	zero := 0
+	return server.StepResult{StepID: st.ID, AgentID: st.AgentID, Attempt: st.Attempt, LeaseID: st.LeaseID, ExitCode: &zero}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Two parallel steps of one run completing in one group: the second sees
+// what the first wrote, so their join becomes Ready exactly once, and
+// goes to one of their agents.
+func TestGroupedCompletionsReadyAJoinOnce(t *testing.T) {
+	s := postgresDB(t).Open(t)
+	run := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+		{Name: "a", Command: "x"},
+		{Name: "b", Command: "x", DependsOn: []string{"a"}},
+		{Name: "c", Command: "x", DependsOn: []string{"a"}},
+		{Name: "d", Command: "x", DependsOn: []string{"b", "c"}},
+	}})
+	complete(t, s, reserve(t, s, "x", "a"), 0, 2)
+	b, c := reserve(t, s, "x", "b"), reserve(t, s, "y", "c")
+	cs, errs, sizes := groupOf(t, s, resultOf(b), resultOf(c))
+	if !slices.Equal(sizes, []int{2}) {
+		t.Fatalf("groups %v, want one of 2", sizes)
+	}
+	for i, err := range errs {
+		if err != nil || cs[i].NextErr != nil {
+			t.Fatalf("completion %d: %v, %v", i, err, cs[i].NextErr)
+		}
+	}
+	if cs[0].Ready+cs[1].Ready != 1 || cs[0].Next != nil || cs[1].Next == nil || cs[1].Next.Name != "d" {
+		t.Fatalf("ready %d and %d, next %v and %v: want d made Ready once, by the second, and handed to its agent",
+			cs[0].Ready, cs[1].Ready, cs[0].Next, cs[1].Next)
+	}
+	got := findRun(t, s, run.ID)
+	if st := got.Steps[3]; st.State != engine.StepRunning || st.Attempt != 1 || st.AgentID != "y" {
+		t.Fatalf("d is %s, attempt %d, on %q; want running, attempt 1, on y", st.State, st.Attempt, st.AgentID)
+	}
+	if n, err := store.CountRows(s, "step_attempts", "step_id = ?", got.Steps[3].ID); err != nil || n != 1 {
+		t.Fatalf("d has %d attempts, %v; want 1", n, err)
+	}
+}
+
+// A completion whose run another transaction holds does not wait inside
+// its group, holding the group's runs: it leaves the group, which
+// commits, and waits alone.
+func TestGroupedCompletionLeavesForALockedRun(t *testing.T) {
+	s := postgresDB(t).Open(t)
+	one := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{{Name: "one", Command: "x"}}})
+	two := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{{Name: "two", Command: "x"}}})
+	first, second := reserve(t, s, "x", "one"), reserve(t, s, "y", "two")
+	unlock := store.LockRun(t, s, two.ID)
+	wait := startGroup(t, s, resultOf(first), resultOf(second))
+	// The group commits the first completion while the second waits.
+	waitFor(t, "the first run to succeed", func() bool { return findRun(t, s, one.ID).State == engine.RunSucceeded })
+	if st := findRun(t, s, two.ID).Steps[0].State; st != engine.StepRunning {
+		t.Fatalf("two is %s while its run is locked, want running", st)
+	}
+	unlock()
+	_, errs, sizes := wait()
+	if !slices.Equal(sizes, []int{2}) {
+		t.Fatalf("groups %v, want one of 2", sizes)
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := findRun(t, s, two.ID); got.State != engine.RunSucceeded {
+		t.Fatalf("run two is %s, want succeeded", got.State)
+	}
+}
+
+// A completion that fails in a group takes nothing of the group with it:
+// the group is undone, and each completion runs again alone, with its own
+// outcome.
+func TestGroupFailureRunsEachCompletionAlone(t *testing.T) {
+	s := postgresDB(t).Open(t)
+	one := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+		{Name: "one", Command: "x"}, {Name: "next", Command: "x", DependsOn: []string{"one"}}}})
+	two := createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{{Name: "two", Command: "x"}}})
+	first, second := reserve(t, s, "x", "one"), reserve(t, s, "y", "two")
+	stale := resultOf(second)
+	stale.LeaseID = "not-the-lease"
+	cs, errs, sizes := groupOf(t, s, resultOf(first), stale)
+	if !slices.Equal(sizes, []int{2}) {
+		t.Fatalf("groups %v, want one of 2", sizes)
+	}
+	if errs[0] != nil || cs[0].Next == nil || cs[0].Next.Name != "next" {
+		t.Fatalf("the good completion: %v, next %v; want next handed", errs[0], cs[0].Next)
+	}
+	if server.ErrorCode(errs[1]) != server.ECONFLICT {
+		t.Fatalf("the stale completion: %v, want a conflict", errs[1])
+	}
+	got := findRun(t, s, one.ID)
+	if got.Steps[0].State != engine.StepSucceeded || got.Steps[1].State != engine.StepRunning || got.Steps[1].Attempt != 1 {
+		t.Fatalf("run one: %s and %s (attempt %d); want one succeeded, next running its first attempt",
+			got.Steps[0].State, got.Steps[1].State, got.Steps[1].Attempt)
+	}
+	if n, err := store.CountRows(s, "step_attempts", "step_id = ?", got.Steps[1].ID); err != nil || n != 1 {
+		t.Fatalf("next has %d attempts, %v; want 1", n, err)
+	}
+	if st := findRun(t, s, two.ID).Steps[0].State; st != engine.StepRunning {
+		t.Fatalf("two is %s, want still running", st)
+	}
+}
