@@ -350,12 +350,7 @@ func (s *DB) reserveSuccessor(tx *gorm.DB, rs readyStep, agentID, leaseID string
 	if s.MaxRunning > 0 || rs.from != engine.StepPending {
 		return nil, nil
 	}
-	if leaseID == "" {
-		leaseID = uuid.NewString()
-	}
-	now := s.now()
-	expires := ceilMilli(now.Add(lease))
-	cols, args := successorArgs(rs, agentID, leaseID, now, expires)
+	leaseID, now, cols, args := s.successorArgs(rs, agentID, leaseID, lease)
 	if s.d.dollars {
 		rows, err := s.query(tx, s.successorOneStatement(cols, false), append(args, agentID, engine.StepRunning, leaseID, now)...)
 		if err != nil {
@@ -408,12 +403,7 @@ func (s *DB) reserveSuccessorAtCommit(tx *gorm.DB, rs readyStep, agentID, leaseI
 	if target, err := s.notifyTarget(tx, rs.run); err != nil || target.on {
 		return false, err
 	}
-	if leaseID == "" {
-		leaseID = uuid.NewString()
-	}
-	now := s.now()
-	expires := ceilMilli(now.Add(lease))
-	cols, args := successorArgs(rs, agentID, leaseID, now, expires)
+	leaseID, now, cols, args := s.successorArgs(rs, agentID, leaseID, lease)
 	args = append(args, agentID, engine.StepRunning, leaseID, now)
 	// Not reserved, the step is made Ready by the same statement.
 	for _, c := range cols {
@@ -429,8 +419,14 @@ func (s *DB) reserveSuccessorAtCommit(tx *gorm.DB, rs readyStep, agentID, leaseI
 }
 
 // successorArgs are the arguments of reserveSuccessorStep's statement for
-// rs, and the columns of its update to Ready that the statement sets.
-func successorArgs(rs readyStep, agentID, leaseID string, now time.Time, expires int64) ([]string, []any) {
+// rs, under leaseID (a new one if empty), now, and the columns of its
+// update to Ready that the statement sets.
+func (s *DB) successorArgs(rs readyStep, agentID, leaseID string, lease time.Duration) (string, time.Time, []string, []any) {
+	if leaseID == "" {
+		leaseID = uuid.NewString()
+	}
+	now := s.now()
+	expires := ceilMilli(now.Add(lease))
 	// The step's update to Ready (its ready_at, its rendered values) is
 	// made by the reservation's own UPDATE: the step goes from pending to
 	// running in one row version.
@@ -445,7 +441,7 @@ func successorArgs(rs readyStep, agentID, leaseID string, now time.Time, expires
 	for _, c := range cols {
 		args = append(args, rs.updates[c])
 	}
-	return cols, append(args, rs.id, now.UnixMilli(), agentID, agentID)
+	return leaseID, now, cols, append(args, rs.id, now.UnixMilli(), agentID, agentID)
 }
 
 // servedSQL sets a project's served mark (%s: the next mark, the

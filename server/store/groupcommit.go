@@ -82,24 +82,33 @@ func (g *groupCommit) close() {
 func (g *groupCommit) loop() {
 	defer close(g.stopped)
 	for {
-		var batch []*groupItem
-		select {
-		case it := <-g.queue:
-			batch = append(batch, it)
-		case <-g.stop:
+		batch := nextBatch(g.queue, g.stop, maxGroup)
+		if batch == nil {
 			return
-		}
-	more:
-		for len(batch) < maxGroup {
-			select {
-			case it := <-g.queue:
-				batch = append(batch, it)
-			default:
-				break more
-			}
 		}
 		g.run(batch)
 	}
+}
+
+// nextBatch waits for an item on queue, then takes those queued after it,
+// up to max in all; nil once stop is closed.
+func nextBatch(queue <-chan *groupItem, stop <-chan struct{}, max int) []*groupItem {
+	var batch []*groupItem
+	select {
+	case it := <-queue:
+		batch = append(batch, it)
+	case <-stop:
+		return nil
+	}
+	for len(batch) < max {
+		select {
+		case it := <-queue:
+			batch = append(batch, it)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // run commits one batch and tells each caller its outcome.

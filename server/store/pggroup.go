@@ -116,21 +116,9 @@ func (g *pgGroup) loop() {
 				return
 			}
 		}
-		var batch []*groupItem
-		select {
-		case it := <-g.queue:
-			batch = append(batch, it)
-		case <-g.stop:
+		batch := nextBatch(g.queue, g.stop, maxPGGroup)
+		if batch == nil {
 			return
-		}
-	more:
-		for len(batch) < maxPGGroup {
-			select {
-			case it := <-g.queue:
-				batch = append(batch, it)
-			default:
-				break more
-			}
 		}
 		g.run(batch)
 	}
