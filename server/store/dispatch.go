@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -346,23 +345,13 @@ FROM s JOIN runs ON runs.id = s.run_id`
 // queue front, where every agent's reservation meets the others', and a
 // run in progress continues on the agent that ran its previous step. nil
 // when a condition does not hold: the caller reserves through the pick.
+// This is SQLite's; PostgreSQL's goes with the COMMIT
+// (reserveSuccessorAtCommit).
 func (s *DB) reserveSuccessor(tx *gorm.DB, rs readyStep, agentID, leaseID string, lease time.Duration) (*reservation, error) {
 	if s.MaxRunning > 0 || rs.from != engine.StepPending {
 		return nil, nil
 	}
 	leaseID, now, cols, args := s.successorArgs(rs, agentID, leaseID, lease)
-	if s.d.dollars {
-		rows, err := s.query(tx, s.successorOneStatement(cols, false), append(args, agentID, engine.StepRunning, leaseID, now)...)
-		if err != nil {
-			return nil, fmt.Errorf("reserve step %s: %w", rs.id, err)
-		}
-		defer rows.Close()
-		r, err := readSuccessor(rows, rs, leaseID)
-		if err != nil || r == nil {
-			return nil, err
-		}
-		return r, s.notifyReserved(tx, r, false)
-	}
 	r := &reservation{LeaseID: leaseID, run: &server.Run{}}
 	var projectID string
 	err := s.queryRow(tx, s.d.reserveSuccessorStep(cols, "id, run_id, name, attempt, project_id"), args...).
@@ -389,13 +378,15 @@ func (s *DB) reserveSuccessor(tx *gorm.DB, rs readyStep, agentID, leaseID string
 	return r, s.notifyReserved(tx, r, false)
 }
 
-// reserveSuccessorAtCommit is reserveSuccessor in a pipeline (PostgreSQL):
-// the reservation goes with the completion's writes and the COMMIT, in
-// one round trip, and next is set when its answer comes (left nil when
-// a condition did not hold; the step's update to Ready, queued after it,
-// then makes it Ready). false, queueing nothing, where it cannot: a pool
-// limit, or a project that wants notifications (the step's is written
-// in the reservation's transaction); the caller then reserves at once.
+// reserveSuccessorAtCommit is reserveSuccessor on PostgreSQL, in a
+// pipeline: the reservation goes with the completion's writes and the
+// COMMIT, in one round trip, and next is set when its answer comes (left
+// nil when a condition did not hold: the same statement then makes the
+// step Ready). false, queueing nothing, where it cannot: a pool limit, or
+// a project that wants notifications (the step's is written in the
+// reservation's transaction); the caller then reserves after the commit.
+// It waits for no lock: the project's served mark is left to whoever
+// holds the project's row (pgGroup).
 func (s *DB) reserveSuccessorAtCommit(tx *gorm.DB, rs readyStep, agentID, leaseID string, lease time.Duration, next **reservation) (bool, error) {
 	if s.MaxRunning > 0 || rs.from != engine.StepPending || pipelineOf(tx) == nil {
 		return false, nil
@@ -410,7 +401,7 @@ func (s *DB) reserveSuccessorAtCommit(tx *gorm.DB, rs readyStep, agentID, leaseI
 		args = append(args, rs.updates[c])
 	}
 	args = append(args, engine.StepReady, rs.id)
-	return true, s.readLater(tx, "reserve step "+rs.id, s.successorOneStatement(cols, true), args,
+	return true, s.readLater(tx, "reserve step "+rs.id, s.successorOneStatement(cols), args,
 		func(rows resultRows) error {
 			r, err := readSuccessor(rows, rs, leaseID)
 			*next = r
@@ -448,30 +439,31 @@ func (s *DB) successorArgs(rs readyStep, agentID, leaseID string, lease time.Dur
 // project), only when that changes the order (as reserved does).
 const servedSQL = `UPDATE projects SET served = %s WHERE id = %s AND (served = 0 OR served <> (SELECT MAX(served) FROM projects))`
 
-// successorOneStatement is reserveSuccessor's statement on PostgreSQL:
-// the step, its attempt and the project's served mark in one statement of
+// successorOneStatement is reserveSuccessorAtCommit's statement: the
+// step, its attempt and the project's served mark in one statement of
 // data-modifying CTEs, returning the whole step and what the reservation
-// needs of its run. Its run is running already: the step that just ended
-// ran in it. orReady: if the step is not reserved, the statement makes it
-// Ready (setting cols and the state, as its arguments after the others
-// say): the two updates of the row never both happen.
-func (s *DB) successorOneStatement(cols []string, orReady bool) string {
-	key := strings.Join(cols, ",") + "|" + strconv.FormatBool(orReady)
+// needs of its run (which is running already: the step that just ended
+// ran in it). If the step is not reserved, the statement makes it Ready
+// (setting cols and the state, as its arguments after the others say):
+// the two updates of the row never both happen. The served mark is not
+// waited for: a project row another transaction holds is being marked
+// by it (SKIP LOCKED).
+func (s *DB) successorOneStatement(cols []string) string {
+	key := strings.Join(cols, ",")
 	if q, ok := successorStatements.Load(key); ok {
 		return q.(string)
 	}
-	var ready string
-	if orReady {
-		ready = `,
-	r AS (UPDATE steps SET `
-		for _, c := range cols {
-			ready += c + ` = ?, `
-		}
-		ready += `state = ? WHERE id = ? AND ` + stateIs("state", engine.StepPending) + ` AND NOT EXISTS (SELECT 1 FROM s))`
+	ready := `UPDATE steps SET `
+	for _, c := range cols {
+		ready += c + ` = ?, `
 	}
+	ready += `state = ? WHERE id = ? AND ` + stateIs("state", engine.StepPending) + ` AND NOT EXISTS (SELECT 1 FROM s)`
+	served := fmt.Sprintf(`UPDATE projects SET served = %s WHERE id = (SELECT id FROM projects WHERE id = (SELECT project_id FROM s)
+		AND (served = 0 OR served <> (SELECT MAX(served) FROM projects)) FOR NO KEY UPDATE SKIP LOCKED)`, s.d.nextServed)
 	q := `WITH s AS (` + s.d.reserveSuccessorStep(cols, "*") + `),
 	` + attemptOf + `,
-	p AS (` + fmt.Sprintf(servedSQL, s.d.nextServed, `(SELECT project_id FROM s)`) + `)` + ready + `
+	p AS (` + served + `),
+	r AS (` + ready + `)
 SELECT ` + stepColumns("s") + `, runs.source, runs.ci_source, runs.untrusted, projects.name
 FROM s JOIN runs ON runs.id = s.run_id JOIN projects ON projects.id = s.project_id`
 	successorStatements.Store(key, q)
@@ -825,51 +817,60 @@ func (s *DB) completeStep(ctx context.Context, res server.StepResult) (ready int
 }
 
 // CompleteAndReserve is CompleteStep, then ReserveStepAs for the same
-// agent under leaseID: the agent's next step, handed out with the result,
-// in one transaction (on SQLite, one turn of the writer). The reservation
-// has a savepoint of its own, so failing to reserve never undoes the
-// result. (On PostgreSQL the reservation then locks a limited project
-// after the completion locked a run, against the usual order; a
-// reservation that locked the project first only ever waits for a run
-// that is not running yet, which this one's is, so they cannot wait on
-// each other in a circle. A deadlock would be detected and the
-// transaction run again.) A repeated report (its first answer was lost)
-// gets the step reserved under leaseID when it was first recorded, if that
-// step still runs for the agent, rather than another.
+// agent under leaseID: the agent's next step, handed out with the result.
+// A repeated report (its first answer was lost) gets the step reserved
+// under leaseID when it was first recorded, if that step still runs for
+// the agent, rather than another. Failing to reserve never undoes the
+// result.
 //
-// On PostgreSQL a completion whose successor can be reserved
-// (reserveSuccessorAtCommit) takes two round trips: the step's lock with
-// the read of its dependents, then its writes with the reservation and
-// the COMMIT. The reservation's answer comes with the commit's; if the
-// successor was not reserved (the queue put another step first), the
-// same statement made it Ready, and the agent's next step is reserved
-// from the queue in a transaction of its own.
+// On SQLite the reservation is made in the completion's transaction (one
+// turn of the writer), in a savepoint of its own.
+//
+// On PostgreSQL, completions that arrive together share a transaction
+// (pgGroup), where only the first may wait for a lock: the step a
+// completion made Ready is reserved with it without waiting
+// (reserveSuccessorAtCommit); any other reservation, which may wait, is
+// made after the group's commit, in a transaction of its own, by the
+// others. A completion whose successor is reserved takes two round trips:
+// the step's lock with the read of its dependents, then its writes with
+// the reservation and the COMMIT. If the successor was not reserved (the
+// queue put another step first), the same statement made it Ready.
 func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leaseID string, lease time.Duration) (server.Completion, error) {
 	var c server.Completion
-	var repeated, reserveFailed, atCommit bool
+	var repeated, reserveFailed, atCommit, reserveAfter bool
 	var next *reservation
 	err := s.completion(ctx, func(tx *gorm.DB) error {
-		c, next, reserveFailed, atCommit = server.Completion{}, nil, false, false
+		c, next, reserveFailed, atCommit, reserveAfter = server.Completion{}, nil, false, false, false
 		readied, rep, err := s.record(tx, res, true)
 		c.Ready, repeated = len(readied), rep
 		if err != nil || repeated {
 			return err
 		}
 		if s.d.locks {
-			// PostgreSQL: a savepoint is a round trip more per step. A
-			// failed reservation rolls the transaction back instead, and
-			// the result is recorded again alone, below.
+			// PostgreSQL: the successor's reservation, which waits for no
+			// lock, goes with the COMMIT. Any other is made in the
+			// transaction too, except in a group after its first
+			// completion, which must wait for no lock (pgGroup): it is
+			// then made after the commit, in a transaction of its own. A
+			// failed reservation rolls the transaction back (a savepoint
+			// would be a round trip more), and the result is recorded
+			// again alone, below.
 			if len(readied) > 0 && !readied[0].written {
-				// The successor's reservation goes with the COMMIT.
-				if atCommit, err = s.reserveSuccessorAtCommit(tx, readied[0], res.AgentID, leaseID, lease, &next); err != nil || atCommit {
-					if err == nil {
-						err = s.writeReady(tx, readied[1:]...)
-					}
-					reserveFailed = err != nil
+				if atCommit, err = s.reserveSuccessorAtCommit(tx, readied[0], res.AgentID, leaseID, lease, &next); err != nil {
+					reserveFailed = true
 					return err
 				}
+				if atCommit {
+					return s.writeReady(tx, readied[1:]...)
+				}
 			}
-			next, err = s.reserveNext(tx, readied, res.AgentID, leaseID, lease)
+			if err := s.writeReady(tx, readied...); err != nil {
+				return err
+			}
+			if reserveAfter = pipelineOf(tx) != nil && pipelineOf(tx).grouped; reserveAfter {
+				return nil
+			}
+			next, err = s.reserve(tx, res.AgentID, leaseID, lease)
 			reserveFailed = err != nil
 			return err
 		}
@@ -897,9 +898,10 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 		return c, err
 	}
 	if !repeated {
-		if atCommit && next == nil && c.NextErr == nil {
-			// The successor was not reserved: the agent's next step
-			// comes from the queue.
+		if (atCommit || reserveAfter) && next == nil && c.NextErr == nil {
+			// The successor was not reserved, or the reservation was
+			// left for after the commit: the agent's next step comes
+			// from the queue.
 			c.Next, c.NextRun, c.NextErr = s.ReserveStepAs(ctx, res.AgentID, leaseID, lease)
 			return c, nil
 		}

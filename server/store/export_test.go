@@ -112,7 +112,7 @@ func GenericPlans(s *DB) (map[string]string, error) {
 	for name, q := range map[string]string{
 		"dependents":         dependentsSQL(1),
 		"dependents of step": dependentsOfStepSQL,
-		"successor":          s.successorOneStatement([]string{"ready_at"}, true),
+		"successor":          s.successorOneStatement([]string{"ready_at"}),
 	} {
 		var lines []string
 		err := s.db.Transaction(func(tx *gorm.DB) error {
@@ -160,9 +160,21 @@ func HoldCompletions(s *DB) (queued func() int, release func(), sizes func() []i
 // run does, until unlock (or the test's end).
 func LockRun(t testing.TB, s *DB, runID string) (unlock func()) {
 	t.Helper()
+	return lockRow(t, s, `SELECT id FROM runs WHERE id = ? FOR NO KEY UPDATE`, runID)
+}
+
+// LockProject is LockRun for a project's row, by name.
+func LockProject(t testing.TB, s *DB, name string) (unlock func()) {
+	t.Helper()
+	return lockRow(t, s, `SELECT id FROM projects WHERE name = ? FOR NO KEY UPDATE`, name)
+}
+
+func lockRow(t testing.TB, s *DB, q string, args ...any) (unlock func()) {
+	t.Helper()
 	tx := s.db.Begin()
-	if err := tx.Exec(`SELECT id FROM runs WHERE id = ? FOR NO KEY UPDATE`, runID).Error; err != nil {
-		t.Fatal(err)
+	var ids []string
+	if err := tx.Raw(q, args...).Scan(&ids).Error; err != nil || len(ids) != 1 {
+		t.Fatalf("lock %v: %v, %d rows", args, err, len(ids))
 	}
 	var once sync.Once
 	unlock = func() { once.Do(func() { tx.Rollback() }) }

@@ -165,3 +165,55 @@ func TestGroupFailureRunsEachCompletionAlone(t *testing.T) {
 		t.Fatalf("two is %s, want still running", st)
 	}
 }
+
+// A completion waits for no lock but its run's: the successor's
+// reservation leaves the project's served mark to the transaction that
+// holds the project's row, rather than wait for it.
+func TestSuccessorDoesNotWaitForItsProject(t *testing.T) {
+	s := postgresDB(t).Open(t)
+	createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+		{Name: "a", Command: "x"}, {Name: "b", Command: "x", DependsOn: []string{"a"}}}})
+	a := reserve(t, s, "x", "a")
+	createRun(t, s, &server.Run{Project: "q", Runbook: "x", Steps: []*server.Step{{Name: "other", Command: "x"}}})
+	reserve(t, s, "y", "other") // q is served last: p's mark would change
+	unlock := store.LockProject(t, s, "p")
+	done := make(chan server.Completion, 1)
+	go func() {
+		c, err := s.CompleteAndReserve(t.Context(), resultOf(a), "", time.Minute)
+		if err != nil {
+			c.NextErr = err
+		}
+		done <- c
+	}()
+	select {
+	case c := <-done:
+		if c.NextErr != nil || c.Next == nil || c.Next.Name != "b" {
+			t.Fatalf("next %v, %v; want b", c.Next, c.NextErr)
+		}
+	case <-time.After(5 * time.Second):
+		unlock()
+		t.Fatal("the completion waited for the project's row")
+	}
+}
+
+// In a group, a completion with no successor to take gets its agent's
+// next step from the queue after the group's commit, in a transaction of
+// its own (inside the group, the fair pick might wait for a lock).
+func TestGroupedCompletionReservesFromTheQueueAfterwards(t *testing.T) {
+	s := postgresDB(t).Open(t)
+	createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{
+		{Name: "one", Command: "x"}, {Name: "next", Command: "x", DependsOn: []string{"one"}}}})
+	createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{{Name: "two", Command: "x"}}})
+	first, second := reserve(t, s, "x", "one"), reserve(t, s, "y", "two")
+	createRun(t, s, &server.Run{Project: "p", Runbook: "x", Steps: []*server.Step{{Name: "waiting", Command: "x"}}})
+	cs, errs, sizes := groupOf(t, s, resultOf(first), resultOf(second))
+	if !slices.Equal(sizes, []int{2}) {
+		t.Fatalf("groups %v, want one of 2", sizes)
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if cs[0].Next == nil || cs[0].Next.Name != "next" || cs[1].Next == nil || cs[1].Next.Name != "waiting" || cs[1].Next.AgentID != "y" {
+		t.Fatalf("next %v and %v: want next for x, waiting for y", cs[0].Next, cs[1].Next)
+	}
+}
