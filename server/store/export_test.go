@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"gorm.io/gorm"
@@ -180,4 +181,20 @@ func lockRow(t testing.TB, s *DB, q string, args ...any) (unlock func()) {
 	unlock = func() { once.Do(func() { tx.Rollback() }) }
 	t.Cleanup(unlock)
 	return unlock
+}
+
+// WatchCompletionGroups counts a PostgreSQL store's completion groups of
+// more than one, and the completions in them.
+func WatchCompletionGroups(s *DB) (counts func() (groups, completions int64)) {
+	var n, items atomic.Int64
+	s.completions.close()
+	g := newPGGroup(s, groupLoops(DefaultPostgresConns()), nil)
+	g.onBatch = func(size int) {
+		if size > 1 {
+			n.Add(1)
+			items.Add(int64(size))
+		}
+	}
+	s.completions = g
+	return func() (int64, int64) { return n.Load(), items.Load() }
 }

@@ -1,8 +1,11 @@
 package store_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,4 +219,107 @@ func TestGroupedCompletionReservesFromTheQueueAfterwards(t *testing.T) {
 	if cs[0].Next == nil || cs[0].Next.Name != "next" || cs[1].Next == nil || cs[1].Next.Name != "waiting" || cs[1].Next.AgentID != "y" {
 		t.Fatalf("next %v and %v: want next for x, waiting for y", cs[0].Next, cs[1].Next)
 	}
+}
+
+// Many agents completing and taking their next steps at once, on runs
+// whose steps fan out and join, with runs cancelled midway: completions
+// share transactions, and still every join runs once, every step has as
+// many attempts as it ran, and every run ends in agreement with its steps.
+func TestGroupedCompletionsUnderLoad(t *testing.T) {
+	s := postgresDB(t).Open(t)
+	counts := store.WatchCompletionGroups(s)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	const runs, width, agents = 12, 6, 12
+	var ids []string
+	for i := range runs {
+		run := &server.Run{Project: fmt.Sprintf("p%d", i%3), Runbook: "x",
+			Steps: []*server.Step{{Name: "start", Command: "x"}}}
+		var fan []string
+		for j := range width {
+			name := fmt.Sprintf("f%d", j)
+			fan = append(fan, name)
+			run.Steps = append(run.Steps, &server.Step{Name: name, Command: "x", DependsOn: []string{"start"}})
+		}
+		run.Steps = append(run.Steps, &server.Step{Name: "join", Command: "x", DependsOn: fan},
+			&server.Step{Name: "end", Command: "x", DependsOn: []string{"join"}})
+		createRun(t, s, run)
+		ids = append(ids, run.ID)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, agents+1)
+	for a := range agents {
+		agent := fmt.Sprintf("agent-%d", a)
+		wg.Go(func() {
+			var st *server.Step
+			for ctx.Err() == nil {
+				if st == nil {
+					var err error
+					if st, _, err = s.ReserveStep(ctx, agent, time.Minute); err != nil {
+						errs <- fmt.Errorf("%s: reserve: %w", agent, err)
+						return
+					}
+					if st == nil {
+						if over(t, s, ids) {
+							return
+						}
+						time.Sleep(2 * time.Millisecond)
+						continue
+					}
+				}
+				c, err := s.CompleteAndReserve(ctx, resultOf(st), "", time.Minute)
+				if err != nil && server.ErrorCode(err) != server.ECONFLICT { // a cancelled step's report conflicts
+					errs <- fmt.Errorf("%s: complete %s: %w", agent, st.Name, err)
+					return
+				}
+				st = c.Next
+			}
+		})
+	}
+	wg.Go(func() { // cancels two runs while they run
+		for _, id := range ids[:2] {
+			time.Sleep(20 * time.Millisecond)
+			if _, err := s.CancelRun(ctx, id); err != nil && server.ErrorCode(err) != server.ECONFLICT {
+				errs <- fmt.Errorf("cancel %s: %w", id, err)
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if !over(t, s, ids) {
+		t.Fatal("not every run ended")
+	}
+	for i, id := range ids {
+		got := findRun(t, s, id)
+		if i >= 2 && got.State != engine.RunSucceeded {
+			t.Errorf("run %d is %s, want succeeded", i, got.State)
+		}
+		for _, st := range got.Steps {
+			n, err := store.CountRows(s, "step_attempts", "step_id = ?", st.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(n) != st.Attempt || st.Attempt > 1 {
+				t.Errorf("run %d step %s: attempt %d, %d attempts recorded", i, st.Name, st.Attempt, n)
+			}
+		}
+	}
+	groups, grouped := counts()
+	t.Logf("%d groups held %d completions", groups, grouped)
+	if groups == 0 {
+		t.Error("no completions shared a transaction")
+	}
+}
+
+// over says whether every run has ended.
+func over(t *testing.T, s *store.DB, ids []string) bool {
+	for _, id := range ids {
+		if !findRun(t, s, id).State.Terminal() {
+			return false
+		}
+	}
+	return true
 }
