@@ -41,13 +41,24 @@ func TestMain(m *testing.M) {
 // server replica).
 type testDB struct {
 	dialect string
-	open    func(t testing.TB) *store.DB
+	open    func(t testing.TB, conns int) *store.DB
 }
+
+// testConns bounds a PostgreSQL test store's connections: tests run in
+// parallel against one server, and must keep within its max_connections.
+const testConns = 6
 
 // Open opens a store on the database and closes it when the test ends.
 func (d testDB) Open(t testing.TB) *store.DB {
 	t.Helper()
-	return d.open(t)
+	return d.open(t, testConns)
+}
+
+// OpenWith is Open with at most conns PostgreSQL connections (0: the
+// server's default).
+func (d testDB) OpenWith(t testing.TB, conns int) *store.DB {
+	t.Helper()
+	return d.open(t, conns)
 }
 
 // eachDialect runs test on a fresh store of each dialect, as parallel
@@ -73,7 +84,7 @@ func eachDB(t *testing.T, test func(t *testing.T, db testDB)) {
 
 func sqliteDB(t testing.TB) testDB {
 	path := filepath.Join(t.TempDir(), "data", "baton.db")
-	return testDB{dialect: "sqlite", open: func(t testing.TB) *store.DB {
+	return testDB{dialect: "sqlite", open: func(t testing.TB, _ int) *store.DB {
 		t.Helper()
 		s, err := store.OpenSQLite(t.Context(), path)
 		if err != nil {
@@ -114,17 +125,14 @@ func postgresDB(t testing.TB) testDB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testDB{dialect: "postgres", open: func(t testing.TB) *store.DB {
+	return testDB{dialect: "postgres", open: func(t testing.TB, conns int) *store.DB {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
-		s, err := store.OpenPostgres(ctx, scoped)
+		s, err := store.OpenPostgres(ctx, scoped, conns)
 		if err != nil {
 			t.Fatalf("OpenPostgres(%s): %v", store.RedactDSN(scoped), err)
 		}
-		// Tests run in parallel against one server: keep within its
-		// max_connections.
-		store.SetMaxOpenConns(s, 6)
 		t.Cleanup(func() { s.Close() })
 		return s
 	}}

@@ -867,7 +867,8 @@ func (s *DB) CompleteAndReserve(ctx context.Context, res server.StepResult, leas
 			if err := s.writeReady(tx, readied...); err != nil {
 				return err
 			}
-			if reserveAfter = pipelineOf(tx) != nil && pipelineOf(tx).grouped; reserveAfter {
+			if p := pipelineOf(tx); p != nil && p.grouped {
+				reserveAfter = true
 				return nil
 			}
 			next, err = s.reserve(tx, res.AgentID, leaseID, lease)

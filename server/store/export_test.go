@@ -146,12 +146,9 @@ func GenericPlans(s *DB) (map[string]string, error) {
 // queued; queued says how many wait; sizes has each group's size.
 func HoldCompletions(s *DB) (queued func() int, release func(), sizes func() []int) {
 	gate := make(chan struct{})
-	s.completions.close()
-	g := newPGGroup(s, 1, gate)
 	var mu sync.Mutex
 	var got []int
-	g.onBatch = func(n int) { mu.Lock(); got = append(got, n); mu.Unlock() }
-	s.completions = g
+	g := replaceCompletions(s, 1, gate, func(n int) { mu.Lock(); got = append(got, n); mu.Unlock() })
 	return func() int { return len(g.queue) },
 		func() { gate <- struct{}{} },
 		func() []int { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
@@ -187,14 +184,20 @@ func lockRow(t testing.TB, s *DB, q string, args ...any) (unlock func()) {
 // more than one, and the completions in them.
 func WatchCompletionGroups(s *DB) (counts func() (groups, completions int64)) {
 	var n, items atomic.Int64
-	s.completions.close()
-	g := newPGGroup(s, groupLoops(DefaultPostgresConns()), nil)
-	g.onBatch = func(size int) {
+	replaceCompletions(s, groupLoops(MaxOpenConns(s)), nil, func(size int) {
 		if size > 1 {
 			n.Add(1)
 			items.Add(int64(size))
 		}
-	}
-	s.completions = g
+	})
 	return func() (int64, int64) { return n.Load(), items.Load() }
+}
+
+// replaceCompletions gives the store new completion groups, before use.
+func replaceCompletions(s *DB, loops int, gate chan struct{}, onBatch func(int)) *pgGroup {
+	s.completions.close()
+	g := newPGGroup(s, loops, gate)
+	g.onBatch = onBatch
+	s.completions = g
+	return g
 }

@@ -260,10 +260,13 @@ func TestGroupedCompletionsUnderLoad(t *testing.T) {
 						return
 					}
 					if st == nil {
-						if over(t, s, ids) {
+						if done, err := over(ctx, s, ids); done || err != nil {
+							if err != nil {
+								errs <- err
+							}
 							return
 						}
-						time.Sleep(2 * time.Millisecond)
+						time.Sleep(2 * time.Millisecond) // an agent's poll
 						continue
 					}
 				}
@@ -276,21 +279,19 @@ func TestGroupedCompletionsUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	wg.Go(func() { // cancels two runs while they run
-		for _, id := range ids[:2] {
-			time.Sleep(20 * time.Millisecond)
-			if _, err := s.CancelRun(ctx, id); err != nil && server.ErrorCode(err) != server.ECONFLICT {
-				errs <- fmt.Errorf("cancel %s: %w", id, err)
-			}
+	for _, id := range ids[:2] { // cancelled while they run (or, if they ended first, a conflict)
+		waitFor(t, "run "+id+" running", func() bool { return findRun(t, s, id).State != engine.RunPending })
+		if _, err := s.CancelRun(ctx, id); err != nil && server.ErrorCode(err) != server.ECONFLICT {
+			t.Errorf("cancel %s: %v", id, err)
 		}
-	})
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	if !over(t, s, ids) {
-		t.Fatal("not every run ended")
+	if done, err := over(t.Context(), s, ids); !done || err != nil {
+		t.Fatalf("not every run ended (%v)", err)
 	}
 	for i, id := range ids {
 		got := findRun(t, s, id)
@@ -315,11 +316,12 @@ func TestGroupedCompletionsUnderLoad(t *testing.T) {
 }
 
 // over says whether every run has ended.
-func over(t *testing.T, s *store.DB, ids []string) bool {
+func over(ctx context.Context, s *store.DB, ids []string) (bool, error) {
 	for _, id := range ids {
-		if !findRun(t, s, id).State.Terminal() {
-			return false
+		run, err := s.FindRun(ctx, id)
+		if err != nil || !run.State.Terminal() {
+			return false, err
 		}
 	}
-	return true
+	return true, nil
 }

@@ -32,21 +32,13 @@ func TestGenericPlansReachFewRows(t *testing.T) {
 }
 
 // A PostgreSQL store opens a few connections per CPU unless told how
-// many; a SQLite store's one writer is not changed.
+// many.
 func TestPostgresConnections(t *testing.T) {
-	s := postgresDB(t).Open(t)
-	if got, want := store.MaxOpenConns(s), store.DefaultPostgresConns(); got != want {
+	db := postgresDB(t)
+	if got, want := store.MaxOpenConns(db.OpenWith(t, 0)), store.DefaultPostgresConns(); got != want {
 		t.Errorf("by default %d connections, want %d", got, want)
 	}
-	if err := s.SetPostgresConns(3); err != nil {
-		t.Fatal(err)
-	}
-	if got := store.MaxOpenConns(s); got != 3 {
-		t.Errorf("after SetPostgresConns(3): %d connections", got)
-	}
-	lite := sqliteDB(t).Open(t)
-	before := store.MaxOpenConns(lite)
-	if err := lite.SetPostgresConns(3); err != nil || store.MaxOpenConns(lite) != before {
-		t.Errorf("SQLite: %v, %d connections, want %d", err, store.MaxOpenConns(lite), before)
+	if got := store.MaxOpenConns(db.OpenWith(t, 3)); got != 3 {
+		t.Errorf("told 3: %d connections", got)
 	}
 }

@@ -14,8 +14,9 @@ import (
 // OpenPostgres connects to the PostgreSQL database at dsn (a postgres://
 // URL or key=value string, as pgx takes it) and applies pending migrations;
 // replicas starting together apply them once. Several servers may share the
-// database: see the package doc for how they stay consistent.
-func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
+// database: see the package doc for how they stay consistent. It opens at
+// most maxConns connections (DefaultPostgresConns if maxConns < 1).
+func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 	g, err := gorm.Open(postgres.Open(dsn), gormConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", RedactDSN(dsn), err)
@@ -24,7 +25,10 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", RedactDSN(dsn), err)
 	}
-	n := DefaultPostgresConns()
+	n := maxConns
+	if n < 1 {
+		n = DefaultPostgresConns()
+	}
 	sqlDB.SetMaxOpenConns(n)
 	sqlDB.SetMaxIdleConns(n)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
@@ -42,31 +46,12 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 }
 
 // DefaultPostgresConns is how many PostgreSQL connections a server opens
-// at most unless told otherwise (SetPostgresConns): three per CPU it may
+// at most unless told otherwise (OpenPostgres): three per CPU it may
 // use, at least 4. A completion holds its connection for two round trips
 // and the server's work between them, so a few per CPU keep the database
 // busy; more only queue in PostgreSQL, where 20 backends contending for
 // two cores did a fifth less work than 6 (docs/performance.md).
 func DefaultPostgresConns() int { return max(4, 3*runtime.GOMAXPROCS(0)) }
-
-// SetPostgresConns sets how many connections a PostgreSQL store opens at
-// most (and keeps idle); n < 1 is left as it is.
-func (s *DB) SetPostgresConns(n int) error {
-	if n < 1 || !s.d.dollars {
-		return nil
-	}
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	sqlDB.SetMaxOpenConns(n)
-	sqlDB.SetMaxIdleConns(n)
-	if s.completions != nil {
-		s.completions.close()
-		s.completions = newPGGroup(s, groupLoops(n), nil)
-	}
-	return nil
-}
 
 // groupLoops is how many groups of completions run at once on n
 // connections: half of them, leaving the rest to everything else.

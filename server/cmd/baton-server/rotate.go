@@ -53,7 +53,7 @@ func rotateSecretsKey(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.DB == "" {
 		db, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "baton.db"))
 	} else {
-		db, err = store.OpenPostgres(ctx, cfg.DB)
+		db, err = store.OpenPostgres(ctx, cfg.DB, cfg.DBMaxConns)
 	}
 	if err != nil {
 		return err

@@ -92,9 +92,7 @@ func (m *Main) open(ctx context.Context) error {
 	if m.Config.DB == "" {
 		m.db, err = store.OpenSQLite(ctx, filepath.Join(m.Config.DataDir, "baton.db"))
 	} else {
-		if m.db, err = store.OpenPostgres(ctx, m.Config.DB); err == nil {
-			err = m.db.SetPostgresConns(m.Config.DBMaxConns)
-		}
+		m.db, err = store.OpenPostgres(ctx, m.Config.DB, m.Config.DBMaxConns)
 	}
 	if err != nil {
 		return err

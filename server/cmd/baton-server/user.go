@@ -53,7 +53,7 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 	if *dsn == "" {
 		db, err = store.OpenSQLite(ctx, filepath.Join(*dataDir, "baton.db"))
 	} else {
-		db, err = store.OpenPostgres(ctx, *dsn)
+		db, err = store.OpenPostgres(ctx, *dsn, 0)
 	}
 	if err != nil {
 		return err
