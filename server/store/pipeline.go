@@ -172,12 +172,12 @@ func answer(br pgx.BatchResults, w waitingWrite) error {
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	if err := w.read(pgxRows{rows}); err != nil {
+	r := pgxRows{rows}
+	defer r.Close()
+	if err := w.read(r); err != nil {
 		return err
 	}
-	rows.Close()
-	return rows.Err()
+	return r.Close()
 }
 
 // pgxRows are pgx's rows as resultRows.
